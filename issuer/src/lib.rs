@@ -1,1 +1,154 @@
-//! x
+//! `svctoken-issuer`: issues short-lived service JWTs that Convex (and any JWKS-verifying API)
+//! trusts, and rotates its signing keys by itself.
+//!
+//! An [`Issuer`] ties together validated [`Settings`], a [`KeyRing`] over a [`KeyStore`], the
+//! [`Minter`] and the [`ClientRegistry`]; [`router`] exposes it over HTTP and [`serve`] runs it.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use svctoken_issuer::{Issuer, MemoryStore, MintRequest, Overrides, Settings, SystemClock};
+//!
+//! let settings = Settings::from_toml(r#"issuer = "https://auth.example.com""#, &Overrides::default())?;
+//! let issuer = Issuer::open(settings, Arc::new(MemoryStore::new()), Arc::new(SystemClock))?;
+//! let minted = issuer.minter().mint(&MintRequest {
+//!     subject: "svc:nightly-report",
+//!     audience: "convex",
+//!     ttl: std::time::Duration::from_secs(300),
+//!     client_id: None,
+//!     scope: None,
+//!     actor: None,
+//!     claims: None,
+//! })?;
+//! assert_eq!(minted.expires_in(), 300);
+//! # Ok::<(), svctoken_issuer::Error>(())
+//! ```
+//!
+//! # Layout
+//! - `config`: the TOML file, overrides, [`Settings`].
+//! - `audience`: [`Audience`] and its verification [`Profile`].
+//! - `clients`: [`ClientRegistry`], secret generation and hashing.
+//! - `minter`: [`Minter`], the token format, reserved claims.
+//! - [`store`]: the [`KeyStore`] trait, [`FileStore`], [`MemoryStore`].
+//! - [`rotation`]: the key lifecycle, [`rotation::rotate`].
+//! - `keyring`: [`KeyRing`], the running view of the keys and the rendered JWKS.
+//! - [`oauth`]: the token endpoint logic and RFC 6749 errors.
+//! - `server`: [`router`] and [`serve`].
+//! - `metrics`, `clock`, `error`.
+
+mod audience;
+mod clients;
+mod clock;
+mod config;
+mod error;
+mod keyring;
+mod metrics;
+mod minter;
+pub mod oauth;
+pub mod rotation;
+mod server;
+pub mod store;
+
+use std::sync::Arc;
+
+pub use audience::{Audience, Profile};
+pub use clients::{Client, ClientRegistry, SECRET_PREFIX, SecretHash, generate_secret};
+pub use clock::{Clock, MockClock, SystemClock, from_unix_secs, unix_secs};
+pub use config::{
+    DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_TTL, MAX_TTL_LIMIT, Overrides, Settings,
+    parse_duration, validate_issuer,
+};
+pub use error::{Error, Result};
+pub use keyring::{KeyRing, Published, RenderedJwks, copy_valid_until};
+pub use metrics::Metrics;
+pub use minter::{MintRequest, Minted, Minter, RESERVED_CLAIMS, check_custom_claims};
+pub use oauth::OAuthError;
+pub use rotation::Schedule;
+pub use server::{LIFECYCLE_INTERVAL, router, serve};
+pub use store::{FileStore, KeyStore, MemoryStore};
+
+/// A running issuer's shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct Issuer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    keys: KeyRing,
+    minter: Minter,
+    clients: ClientRegistry,
+    metrics: Metrics,
+    clock: Arc<dyn Clock>,
+}
+
+impl Issuer {
+    /// Opens the issuer: runs the key lifecycle once (creating the first key on an empty store)
+    /// and loads the active key.
+    pub fn open(
+        settings: Settings,
+        store: Arc<dyn KeyStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Issuer> {
+        let clients = ClientRegistry::new(settings.clients.clone())?;
+        let keys = KeyRing::open(
+            store,
+            settings.schedule.clone(),
+            settings.audiences.clone(),
+            clock.unix_secs(),
+        )?;
+        let minter = Minter::new(&settings.issuer, keys.signer(), clock.clone());
+        Ok(Issuer {
+            inner: Arc::new(Inner {
+                settings,
+                keys,
+                minter,
+                clients,
+                metrics: Metrics::default(),
+                clock,
+            }),
+        })
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The minter (signs with the active key).
+    pub fn minter(&self) -> &Minter {
+        &self.inner.minter
+    }
+
+    /// The key ring.
+    pub fn keys(&self) -> &KeyRing {
+        &self.inner.keys
+    }
+
+    /// The registered clients.
+    pub fn clients(&self) -> &ClientRegistry {
+        &self.inner.clients
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &dyn Clock {
+        self.inner.clock.as_ref()
+    }
+
+    /// Runs the key lifecycle now and picks up changes (blocking; the server calls it every
+    /// [`LIFECYCLE_INTERVAL`] off the executor).
+    pub fn refresh(&self) -> Result<()> {
+        let events = self.inner.keys.refresh(self.inner.clock.unix_secs())?;
+        if !events.is_empty() {
+            self.inner.metrics.rotated();
+        }
+        for event in events {
+            tracing::info!(?event, "key lifecycle");
+        }
+        Ok(())
+    }
+}

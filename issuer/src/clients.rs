@@ -1,0 +1,185 @@
+//! The client registry: who may ask for tokens, with which secret, for what.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::{SecureRandom, SystemRandom};
+use serde_json::{Map, Value};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::{Error, Result};
+
+/// Prefix of every generated client secret, so secret scanners can recognise a leaked one.
+pub const SECRET_PREFIX: &str = "sts_";
+
+/// The SHA-256 of a client secret: the only form in which a secret is stored.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SecretHash([u8; 32]);
+
+impl SecretHash {
+    /// Hashes a presented secret.
+    pub fn of(secret: &str) -> SecretHash {
+        let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
+        let mut bytes = [0; 32];
+        bytes.copy_from_slice(digest.as_ref());
+        SecretHash(bytes)
+    }
+
+    /// Parses the 64 hex digits of `secret_sha256`.
+    pub fn from_hex(text: &str) -> Result<SecretHash> {
+        let mut bytes = [0; 32];
+        hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| {
+            Error::Config(
+                "secret_sha256 must be 64 hex digits, as printed by `svctoken clients add`".into(),
+            )
+        })?;
+        Ok(SecretHash(bytes))
+    }
+
+    /// The 64 hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Constant-time comparison.
+    pub fn matches(&self, other: &SecretHash) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl std::fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretHash(..)")
+    }
+}
+
+/// Generates a new client secret: 256 random bits, base64url, behind [`SECRET_PREFIX`].
+pub fn generate_secret() -> Result<Zeroizing<String>> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    SystemRandom::new().fill(bytes.as_mut())?;
+    let mut secret = Zeroizing::new(String::from(SECRET_PREFIX));
+    URL_SAFE_NO_PAD.encode_string(bytes.as_ref(), &mut secret);
+    Ok(secret)
+}
+
+/// A registered client and its policy.
+#[derive(Clone, Debug)]
+pub struct Client {
+    /// The OAuth `client_id`.
+    pub id: String,
+    /// The hash of its secret.
+    pub secret: SecretHash,
+    /// The `sub` of its tokens. Default `svc:<id>`.
+    pub subject: String,
+    /// Audiences it may ask for. Default: every configured audience.
+    pub audiences: Vec<String>,
+    /// Scopes it may ask for. Default: none.
+    pub scopes: Vec<String>,
+    /// Lifetime of its tokens (they never live longer). Default 5 minutes.
+    pub max_ttl: Duration,
+    /// Custom claims added to each of its tokens. Default none.
+    pub claims: Map<String, Value>,
+}
+
+/// Every registered client, by id.
+#[derive(Clone, Debug, Default)]
+pub struct ClientRegistry {
+    by_id: HashMap<String, Client>,
+}
+
+/// Why client authentication failed (for the log; the caller only hears `invalid_client`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No client has this id.
+    UnknownClient,
+    /// The secret does not match.
+    WrongSecret,
+}
+
+impl ClientRegistry {
+    /// A registry of these clients; duplicate ids are refused.
+    pub fn new(clients: impl IntoIterator<Item = Client>) -> Result<Self> {
+        let mut by_id = HashMap::new();
+        for client in clients {
+            if let Some(dup) = by_id.insert(client.id.clone(), client) {
+                return Err(Error::Config(format!(
+                    "client id {:?} is registered twice",
+                    dup.id
+                )));
+            }
+        }
+        Ok(ClientRegistry { by_id })
+    }
+
+    /// The client with this id.
+    pub fn get(&self, id: &str) -> Option<&Client> {
+        self.by_id.get(id)
+    }
+
+    /// All clients.
+    pub fn iter(&self) -> impl Iterator<Item = &Client> {
+        self.by_id.values()
+    }
+
+    /// Authenticates `id` with `secret`. The secret is hashed and compared in constant time,
+    /// and an unknown id costs the same hash and comparison, so timing tells nothing.
+    pub fn authenticate(&self, id: &str, secret: &str) -> Result<&Client, AuthFailure> {
+        let presented = SecretHash::of(secret);
+        match self.by_id.get(id) {
+            Some(client) if client.secret.matches(&presented) => Ok(client),
+            Some(_) => Err(AuthFailure::WrongSecret),
+            None => {
+                let _ = SecretHash([0; 32]).matches(&presented);
+                Err(AuthFailure::UnknownClient)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(id: &str, secret: &str) -> Client {
+        Client {
+            id: id.into(),
+            secret: SecretHash::of(secret),
+            subject: format!("svc:{id}"),
+            audiences: vec!["convex".into()],
+            scopes: vec![],
+            max_ttl: Duration::from_secs(300),
+            claims: Map::new(),
+        }
+    }
+
+    #[test]
+    fn secrets_are_long_random_and_only_hashes_are_kept() {
+        let a = generate_secret().expect("rng");
+        let b = generate_secret().expect("rng");
+        assert_ne!(*a, *b);
+        assert!(a.starts_with(SECRET_PREFIX));
+        assert_eq!(a.len(), SECRET_PREFIX.len() + 43, "256 bits in base64url");
+        let hash = SecretHash::of(&a);
+        assert_eq!(SecretHash::from_hex(&hash.to_hex()).expect("hex"), hash);
+        assert!(!format!("{hash:?}").contains(&hash.to_hex()));
+        assert!(SecretHash::from_hex("abc").is_err());
+    }
+
+    #[test]
+    fn authenticates_only_the_right_secret() {
+        let registry = ClientRegistry::new([client("a", "s1"), client("b", "s2")]).expect("ok");
+        assert_eq!(registry.authenticate("a", "s1").expect("ok").id, "a");
+        assert_eq!(
+            registry.authenticate("a", "s2").err(),
+            Some(AuthFailure::WrongSecret)
+        );
+        assert_eq!(
+            registry.authenticate("c", "s1").err(),
+            Some(AuthFailure::UnknownClient)
+        );
+        assert!(ClientRegistry::new([client("a", "x"), client("a", "y")]).is_err());
+    }
+}

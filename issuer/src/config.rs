@@ -1,0 +1,442 @@
+//! Configuration: one TOML file (every key optional), overridden by flags and `SVCTOKEN_*`
+//! environment variables, validated once into [`Settings`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+use svctoken_jwks::Algorithm;
+
+use crate::clients::{Client, SecretHash};
+use crate::minter::check_custom_claims;
+use crate::rotation::Schedule;
+use crate::{Audience, Error, Profile, Result};
+
+/// Default `listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default `data_dir`.
+pub const DEFAULT_DATA_DIR: &str = "./svctoken-data";
+/// Default token lifetime (and default client `max_ttl`).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+/// Longest `max_ttl` a client may have.
+pub const MAX_TTL_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
+/// The configuration file, as written. See `docs/configuration.md` for every key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Issuer URL, published and minted exactly as written. Default `http://<listen>`.
+    pub issuer: Option<String>,
+    /// Address to listen on. Default `127.0.0.1:8080`.
+    pub listen: Option<String>,
+    /// Directory of the files key store. Default `./svctoken-data`.
+    pub data_dir: Option<PathBuf>,
+    /// Key settings.
+    #[serde(default)]
+    pub keys: KeysConfig,
+    /// Audiences. Default: one, `convex`, profile `convex-custom-jwt`.
+    pub audiences: Option<Vec<AudienceConfig>>,
+    /// Clients. Default: none.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+}
+
+/// `[keys]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// `ES256` | `RS256` | `EdDSA`. Default ES256.
+    pub algorithm: Option<Algorithm>,
+    /// RSA modulus bits: 2048, 3072 or 4096. Default 2048.
+    pub rsa_bits: Option<usize>,
+    /// How long each key signs. Default 24h.
+    #[serde(default, deserialize_with = "duration")]
+    pub rotation_period: Option<Duration>,
+    /// JWKS `Cache-Control: max-age`. Default 5m.
+    #[serde(default, deserialize_with = "duration")]
+    pub jwks_max_age: Option<Duration>,
+}
+
+/// `[[audiences]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudienceConfig {
+    /// The `aud` claim; Convex's `applicationID`.
+    pub name: String,
+    /// Default `convex-custom-jwt`.
+    pub profile: Option<Profile>,
+}
+
+/// `[[clients]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// `client_id`.
+    pub id: String,
+    /// SHA-256 of the secret, hex, as printed by `svctoken clients add`.
+    pub secret_sha256: String,
+    /// `sub` of its tokens. Default `svc:<id>`.
+    pub subject: Option<String>,
+    /// Audiences it may use. Default all.
+    pub audiences: Option<Vec<String>>,
+    /// Scopes it may ask for. Default none.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Lifetime of its tokens. Default 5m, at most 24h.
+    #[serde(default, deserialize_with = "duration")]
+    pub max_ttl: Option<Duration>,
+    /// Custom claims. Default none.
+    #[serde(default)]
+    pub claims: Map<String, Value>,
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// Parses `"24h"`, `"5m"`, `"90s"`, `"1h 30m"`.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration like \"5m\" or \"24h\" ({e})"))
+}
+
+/// Values given on the command line or in `SVCTOKEN_*` variables; they win over the file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--issuer` / `SVCTOKEN_ISSUER`.
+    pub issuer: Option<String>,
+    /// `--listen` / `SVCTOKEN_LISTEN`.
+    pub listen: Option<String>,
+    /// `--data-dir` / `SVCTOKEN_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Validated settings: everything the issuer needs, already checked.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The issuer URL (`iss`), no trailing slash.
+    pub issuer: String,
+    /// True when `issuer` was not given and follows `listen` (re-derived after binding).
+    pub issuer_follows_listen: bool,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Files store directory.
+    pub data_dir: PathBuf,
+    /// Key schedule.
+    pub schedule: Schedule,
+    /// Audiences.
+    pub audiences: Vec<Audience>,
+    /// Clients.
+    pub clients: Vec<Client>,
+    /// True when no configuration file was given (the embedded default).
+    pub embedded_default: bool,
+}
+
+impl Settings {
+    /// Loads `path` (or the embedded default when `None`) and applies `overrides`.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Settings> {
+        let Some(path) = path else {
+            let mut settings = Self::from_file(ConfigFile::default(), overrides)?;
+            settings.embedded_default = true;
+            return Ok(settings);
+        };
+        let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+        Self::from_toml(&text, overrides)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Settings> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        Self::from_file(file, overrides)
+    }
+
+    /// Validates a parsed file.
+    pub fn from_file(file: ConfigFile, overrides: &Overrides) -> Result<Settings> {
+        let listen_text = overrides
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            Error::Config(format!(
+                "listen = {listen_text:?} is not an address like \"127.0.0.1:8080\""
+            ))
+        })?;
+        let explicit_issuer = overrides.issuer.clone().or(file.issuer);
+        let issuer_follows_listen = explicit_issuer.is_none();
+        let issuer = explicit_issuer.unwrap_or_else(|| format!("http://{listen}"));
+        validate_issuer(&issuer)?;
+
+        let audiences = match file.audiences {
+            None => vec![Audience {
+                name: "convex".into(),
+                profile: Profile::ConvexCustomJwt,
+            }],
+            Some(list) => list
+                .into_iter()
+                .map(|a| Audience {
+                    name: a.name,
+                    profile: a.profile.unwrap_or(Profile::ConvexCustomJwt),
+                })
+                .collect(),
+        };
+        if audiences.is_empty() {
+            return Err(Error::Config("at least one [[audiences]] is needed".into()));
+        }
+        for (i, a) in audiences.iter().enumerate() {
+            if a.name.trim().is_empty() || a.name.trim() != a.name {
+                return Err(Error::Config(format!(
+                    "audience name {:?} is empty or padded",
+                    a.name
+                )));
+            }
+            if audiences[..i].iter().any(|b| b.name == a.name) {
+                return Err(Error::Config(format!(
+                    "audience {:?} is listed twice",
+                    a.name
+                )));
+            }
+        }
+
+        let clients = file
+            .clients
+            .into_iter()
+            .map(|c| client(c, &audiences))
+            .collect::<Result<Vec<_>>>()?;
+        let longest = clients.iter().map(|c| c.max_ttl).max().unwrap_or_default();
+        let schedule = Schedule {
+            algorithm: file.keys.algorithm.unwrap_or(Algorithm::ES256),
+            rsa_bits: file.keys.rsa_bits.unwrap_or(2048),
+            rotation_period: file
+                .keys
+                .rotation_period
+                .unwrap_or(Duration::from_secs(24 * 3600)),
+            jwks_max_age: file.keys.jwks_max_age.unwrap_or(Duration::from_secs(300)),
+            max_token_lifetime: longest.max(DEFAULT_TTL),
+        };
+        schedule.validate()?;
+        for a in &audiences {
+            a.check_algorithm(schedule.algorithm)?;
+        }
+        Ok(Settings {
+            issuer,
+            issuer_follows_listen,
+            listen,
+            data_dir: overrides
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            schedule,
+            audiences,
+            clients,
+            embedded_default: false,
+        })
+    }
+
+    /// The audience with this name.
+    pub fn audience(&self, name: &str) -> Option<&Audience> {
+        self.audiences.iter().find(|a| a.name == name)
+    }
+
+    /// `<issuer>/.well-known/jwks.json`.
+    pub fn jwks_uri(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.issuer)
+    }
+
+    /// The JWKS URL for one audience: only keys its profile can parse.
+    pub fn audience_jwks_uri(&self, audience: &str) -> String {
+        format!("{}/audiences/{audience}/jwks.json", self.issuer)
+    }
+
+    /// `<issuer>/oauth/token`.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/oauth/token", self.issuer)
+    }
+}
+
+/// Checks that `issuer` is what Convex can match: an http(s) URL with a host, no trailing
+/// slash, no query or fragment.
+pub fn validate_issuer(issuer: &str) -> Result<()> {
+    let rest = issuer
+        .strip_prefix("https://")
+        .or_else(|| issuer.strip_prefix("http://"))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "issuer {issuer:?} must start with https:// (or http:// for local development)"
+            ))
+        })?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(Error::Config(format!("issuer {issuer:?} has no host")));
+    }
+    if issuer.ends_with('/') {
+        return Err(Error::Config(format!(
+            "issuer {issuer:?} ends with '/': remove it (OIDC verifiers compare the issuer byte \
+             for byte, and svctoken publishes and mints it exactly as written)"
+        )));
+    }
+    if issuer.contains(['?', '#']) || issuer.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::Config(format!(
+            "issuer {issuer:?} must not contain a query, a fragment or white space"
+        )));
+    }
+    Ok(())
+}
+
+fn client(c: ClientConfig, audiences: &[Audience]) -> Result<Client> {
+    let id_ok = !c.id.is_empty()
+        && c.id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
+    if !id_ok {
+        return Err(Error::Config(format!(
+            "client id {:?}: use letters, digits and - _ . @",
+            c.id
+        )));
+    }
+    let context = |e: Error| Error::Config(format!("client {:?}: {e}", c.id));
+    let secret = SecretHash::from_hex(&c.secret_sha256).map_err(context)?;
+    let client_audiences = c
+        .audiences
+        .unwrap_or_else(|| audiences.iter().map(|a| a.name.clone()).collect());
+    if let Some(unknown) = client_audiences
+        .iter()
+        .find(|name| !audiences.iter().any(|a| &a.name == *name))
+    {
+        return Err(Error::Config(format!(
+            "client {:?} names audience {unknown:?}, which no [[audiences]] entry defines",
+            c.id
+        )));
+    }
+    if let Some(bad) = c.scopes.iter().find(|s| {
+        s.is_empty() || s.contains(|ch: char| ch.is_whitespace() || ch == '"' || ch == '\\')
+    }) {
+        return Err(Error::Config(format!(
+            "client {:?}: scope {bad:?} must be non-empty with no spaces, quotes or backslashes",
+            c.id
+        )));
+    }
+    let max_ttl = c.max_ttl.unwrap_or(DEFAULT_TTL);
+    if max_ttl < Duration::from_secs(1) || max_ttl > MAX_TTL_LIMIT {
+        return Err(Error::Config(format!(
+            "client {:?}: max_ttl must be between 1s and 24h",
+            c.id
+        )));
+    }
+    check_custom_claims(&c.claims).map_err(context)?;
+    Ok(Client {
+        subject: c.subject.unwrap_or_else(|| format!("svc:{}", c.id)),
+        id: c.id,
+        secret,
+        audiences: client_audiences,
+        scopes: c.scopes,
+        max_ttl,
+        claims: c.claims,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8";
+
+    fn load(text: &str) -> Result<Settings> {
+        Settings::from_toml(text, &Overrides::default())
+    }
+
+    #[test]
+    fn the_documented_example_loads() {
+        let text = format!(
+            r#"
+            issuer = "https://auth.example.com"
+            listen = "127.0.0.1:8080"
+            data_dir = "./svctoken-data"
+            [keys]
+            algorithm = "ES256"
+            rotation_period = "24h"
+            jwks_max_age = "5m"
+            [[audiences]]
+            name = "convex"
+            profile = "convex-custom-jwt"
+            [[clients]]
+            id = "billing-worker"
+            secret_sha256 = "{HASH}"
+            subject = "svc:billing-worker"
+            audiences = ["convex"]
+            scopes = ["billing:write"]
+            max_ttl = "10m"
+            claims = {{ team = "payments" }}
+            "#
+        );
+        let s = load(&text).expect("valid");
+        assert_eq!(s.issuer, "https://auth.example.com");
+        assert_eq!(s.schedule.max_token_lifetime, Duration::from_secs(600));
+        assert_eq!(s.clients[0].claims["team"], "payments");
+        assert_eq!(s.clients[0].max_ttl, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let s = Settings::load(None, &Overrides::default()).expect("embedded default");
+        assert!(s.embedded_default);
+        assert_eq!(s.issuer, "http://127.0.0.1:8080");
+        assert_eq!(s.audiences[0].name, "convex");
+        assert_eq!(s.audiences[0].profile, Profile::ConvexCustomJwt);
+        assert_eq!(s.schedule, Schedule::default());
+        let over = Overrides {
+            issuer: Some("https://id.example".into()),
+            listen: Some("0.0.0.0:9000".into()),
+            data_dir: Some("/tmp/x".into()),
+        };
+        let s = Settings::from_toml("issuer = \"https://file.example\"", &over).expect("ok");
+        assert_eq!(s.issuer, "https://id.example");
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn refuses_what_would_break_consumers_with_a_fix() {
+        let client =
+            |extra: &str| format!("[[clients]]\nid = \"a\"\nsecret_sha256 = \"{HASH}\"\n{extra}");
+        for (text, expect) in [
+            ("issuer = \"https://a.example/\"".to_owned(), "remove it"),
+            ("issuer = \"auth.example\"".to_owned(), "must start with https://"),
+            ("[keys]\nalgorithm = \"EdDSA\"".to_owned(), "set [keys] algorithm"),
+            (
+                "[keys]\nalgorithm = \"ES256\"\n[[audiences]]\nname = \"c\"\nprofile = \"convex-oidc\""
+                    .to_owned(),
+                "convex-oidc",
+            ),
+            ("[keys]\nrotation_period = \"1m\"".to_owned(), "rotation_period"),
+            ("[keys]\nrotation_period = \"soon\"".to_owned(), "is not a duration"),
+            ("colour = \"blue\"".to_owned(), "unknown field"),
+            (client("claims = { sub = \"root\" }"), "reserved"),
+            (client("claims = { tokenIdentifier = \"x\" }"), "reserved"),
+            (client("audiences = [\"nope\"]"), "no [[audiences]] entry"),
+            (client("max_ttl = \"48h\""), "max_ttl"),
+            (client("scopes = [\"a b\"]"), "scope"),
+            ("[[clients]]\nid = \"a\"\nsecret_sha256 = \"xyz\"".to_owned(), "64 hex digits"),
+            (format!("{}\n{}", client(""), client("")), "twice"),
+            ("listen = \"localhost\"".to_owned(), "not an address"),
+        ] {
+            let err = match load(&text) {
+                Err(e) => e.to_string(),
+                Ok(_) => {
+                    // Duplicate clients are caught by the registry, not here.
+                    match crate::ClientRegistry::new(load(&text).expect("ok").clients) {
+                        Err(e) => e.to_string(),
+                        Ok(_) => panic!("accepted: {text}"),
+                    }
+                }
+            };
+            assert!(err.contains(expect), "{text}\n=> {err}");
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The files store (the embedded default): a directory with the key set as JSON and one PEM
+//! file per private key.
+//!
+//! ```text
+//! <dir>/keys.json         the key set, replaced atomically (write, fsync, rename, fsync dir)
+//! <dir>/private/<kid>.pem PKCS#8 private keys, mode 0600, written the same way
+//! <dir>/lock              held (flock) by the one process changing the set
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use svctoken_jwks::{Algorithm, Jwk, SigningKey, dangerous};
+use zeroize::Zeroizing;
+
+use super::{KeySet, KeyStore, StoreLock};
+use crate::{Error, Result};
+
+const SET_FILE: &str = "keys.json";
+
+/// A directory-backed key store.
+#[derive(Clone, Debug)]
+pub struct FileStore {
+    dir: PathBuf,
+}
+
+impl FileStore {
+    /// Opens (creating if needed, mode 0700) the store in `dir`.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        let private = dir.join("private");
+        fs::create_dir_all(&private).map_err(Error::io(&private))?;
+        for d in [&dir, &private] {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o700)).map_err(Error::io(d))?;
+        }
+        Ok(FileStore { dir })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn private_path(&self, kid: &str) -> Result<PathBuf> {
+        // A kid is a base64url thumbprint; anything else never names a file.
+        if kid.is_empty()
+            || !kid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Error::UnknownKey(kid.to_owned()));
+        }
+        Ok(self.dir.join("private").join(format!("{kid}.pem")))
+    }
+
+    fn err(&self, message: impl Into<String>) -> Error {
+        Error::Store {
+            store: self.describe(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory (mode `mode`),
+/// fsync, rename over `path`, fsync the directory. A crash leaves the old or the new file.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(Error::io(&tmp))?;
+    file.write_all(bytes).map_err(Error::io(&tmp))?;
+    file.sync_all().map_err(Error::io(&tmp))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(Error::io(path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io(dir))
+}
+
+impl KeyStore for FileStore {
+    fn describe(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn lock(&self) -> Result<StoreLock> {
+        let path = self.dir.join("lock");
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(Error::io(&path))?;
+        // flock(2): released when the file is closed, including when the process dies.
+        file.lock().map_err(Error::io(&path))?;
+        Ok(Box::new(file))
+    }
+
+    fn load(&self) -> Result<KeySet> {
+        let path = self.dir.join(SET_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| self.err(format!("{} is not a valid key set: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeySet::default()),
+            Err(e) => Err(Error::io(path)(e)),
+        }
+    }
+
+    fn save(&self, set: &mut KeySet) -> Result<()> {
+        set.generation += 1;
+        let mut json = serde_json::to_vec_pretty(set).map_err(|e| self.err(e.to_string()))?;
+        json.push(b'\n');
+        write_atomic(&self.dir.join(SET_FILE), &json, 0o644)
+    }
+
+    fn create_key(&self, alg: Algorithm, rsa_bits: usize) -> Result<Jwk> {
+        let key = match alg {
+            Algorithm::RS256 => SigningKey::generate_rsa(rsa_bits)?,
+            other => SigningKey::generate(other)?,
+        };
+        let pem = dangerous::export_pkcs8_pem(&key);
+        write_atomic(&self.private_path(key.kid())?, pem.as_bytes(), 0o600)?;
+        Ok(key.public_jwk().clone())
+    }
+
+    fn signing_key(&self, kid: &str) -> Result<SigningKey> {
+        let path = self.private_path(kid)?;
+        let pem = Zeroizing::new(fs::read_to_string(&path).map_err(Error::io(&path))?);
+        let key = SigningKey::from_pkcs8_pem(&pem)?;
+        if key.kid() != kid {
+            return Err(self.err(format!(
+                "{} holds key {}, not {kid}",
+                path.display(),
+                key.kid()
+            )));
+        }
+        Ok(key)
+    }
+
+    fn destroy_key(&self, kid: &str) -> Result<()> {
+        let path = self.private_path(kid)?;
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path)(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn meets_the_store_contract() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::open(dir.path()).expect("open");
+        let path = dir.path().to_path_buf();
+        super::super::contract::run(&store, &|| {
+            Box::new(FileStore::open(&path).expect("reopen"))
+        });
+    }
+
+    #[test]
+    fn private_keys_are_0600_and_the_set_is_plain_json() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::open(dir.path()).expect("open");
+        let jwk = store.create_key(Algorithm::ES256, 2048).expect("create");
+        let path = store
+            .private_path(jwk.kid.as_deref().expect("kid"))
+            .expect("path");
+        let mode = fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let mut set = KeySet::default();
+        store.save(&mut set).expect("save");
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .expect("ls")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
+            .collect();
+        assert!(leftovers.is_empty(), "no temporary files left behind");
+    }
+
+    #[test]
+    fn a_corrupt_key_set_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::open(dir.path()).expect("open");
+        fs::write(dir.path().join(SET_FILE), b"{not json").expect("write");
+        let err = store.load().expect_err("corrupt");
+        assert!(err.to_string().contains("keys.json"), "{err}");
+    }
+
+    #[test]
+    fn the_lock_excludes_a_second_holder_until_released() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = FileStore::open(dir.path()).expect("open");
+        let b = FileStore::open(dir.path()).expect("open");
+        let held = a.lock().expect("lock");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let _second = b.lock().expect("lock");
+            tx.send(()).expect("send");
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "second lock waited"
+        );
+        drop(held);
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("acquired after release");
+        waiter.join().expect("thread");
+    }
+}
