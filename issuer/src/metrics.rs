@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::oauth::ErrorCode;
 
-const ERROR_CODES: [ErrorCode; 7] = [
+const ERROR_CODES: [ErrorCode; 8] = [
     ErrorCode::InvalidRequest,
     ErrorCode::InvalidClient,
     ErrorCode::UnauthorizedClient,
@@ -13,13 +13,14 @@ const ERROR_CODES: [ErrorCode; 7] = [
     ErrorCode::InvalidScope,
     ErrorCode::InvalidTarget,
     ErrorCode::ServerError,
+    ErrorCode::TemporarilyUnavailable,
 ];
 
 /// The issuer's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
     tokens_issued: AtomicU64,
-    refusals: [AtomicU64; 7],
+    refusals: [AtomicU64; 8],
     rotations: AtomicU64,
     rotation_failures: AtomicU64,
     jwks_requests: AtomicU64,

@@ -34,6 +34,9 @@ pub enum ErrorCode {
     InvalidTarget,
     /// Something failed on our side (500).
     ServerError,
+    /// The issuer can't mint for this audience right now, e.g. while its signing algorithm
+    /// changes to one the audience can verify (503).
+    TemporarilyUnavailable,
 }
 
 impl ErrorCode {
@@ -47,6 +50,7 @@ impl ErrorCode {
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 
@@ -55,6 +59,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidClient => 401,
             ErrorCode::ServerError => 500,
+            ErrorCode::TemporarilyUnavailable => 503,
             _ => 400,
         }
     }
@@ -199,6 +204,7 @@ pub fn token(
 
     let audience = choose_audience(client, audiences, form.get("audience")).map_err(denied)?;
     let scope = grant_scope(client, form.get("scope")).map_err(denied)?;
+    check_algorithm(minter, audiences, audience).map_err(denied)?;
     let minted = minter
         .mint(&MintRequest {
             subject: &client.subject,
@@ -253,6 +259,25 @@ fn choose_audience<'a>(
                 format!("audience {name:?} is not available to this client"),
             )),
         },
+    }
+}
+
+/// Never mint what the audience can't verify: while the configured algorithm changes, the old
+/// key may still be signing for up to one prepare lead.
+fn check_algorithm(
+    minter: &Minter,
+    audiences: &[crate::Audience],
+    audience: &str,
+) -> Result<(), OAuthError> {
+    let alg = minter.active_key().algorithm();
+    match audiences.iter().find(|a| a.name == audience) {
+        Some(a) if !a.profile.algorithms().contains(&alg) => Err(OAuthError::new(
+            ErrorCode::TemporarilyUnavailable,
+            format!(
+                "the signing key ({alg}) is being replaced by one audience {audience:?} can verify; retry in a few minutes"
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 

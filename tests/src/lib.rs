@@ -1,1 +1,12 @@
-//! x
+//! `svctoken-tests`: what the end-to-end tests share.
+//!
+//! # Layout
+//! - [`convex`]: a verifier that applies exactly the rules Convex applies (CONVEX.md), with its
+//!   JWKS HTTP cache; written independently of the code under test.
+//! - [`interop`]: runs independent JOSE implementations (Node `jose`, Python `PyJWT`) against
+//!   our tokens and JWKS.
+//! - [`harness`]: [`harness::spawn_issuer`] and friends: a real issuer on 127.0.0.1:0.
+
+pub mod convex;
+pub mod harness;
+pub mod interop;

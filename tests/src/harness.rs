@@ -1,0 +1,129 @@
+//! A real issuer on 127.0.0.1:0 with a known client, for end-to-end tests.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::Value;
+use svctoken_issuer::{Clock, Issuer, KeyStore, MemoryStore, Overrides, SecretHash, Settings};
+use tokio::sync::oneshot;
+
+use crate::convex::{ConvexAuth, Now, Provider};
+
+/// The client every test issuer knows.
+pub const CLIENT_ID: &str = "worker";
+/// Its secret.
+pub const CLIENT_SECRET: &str = "sts_test-secret-for-the-worker-client-000000000";
+
+/// A running issuer; stops when dropped.
+pub struct TestIssuer {
+    /// The issuer (settings, key ring, minter).
+    pub issuer: Issuer,
+    /// Its base URL, which is also its `iss`.
+    pub url: String,
+    /// The HTTP client tests use.
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+/// A `[[clients]]` block for [`CLIENT_ID`] with the given extra TOML lines.
+pub fn worker_client(extra: &str) -> String {
+    format!(
+        "[[clients]]\nid = \"{CLIENT_ID}\"\nsecret_sha256 = \"{}\"\n{extra}\n",
+        SecretHash::of(CLIENT_SECRET).to_hex()
+    )
+}
+
+/// Starts an issuer whose configuration is `config` (TOML; `issuer` is set to its address),
+/// over `store`, with `clock`.
+pub async fn spawn_issuer_with(
+    config: &str,
+    store: Arc<dyn KeyStore>,
+    clock: Arc<dyn Clock>,
+) -> TestIssuer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let overrides = Overrides {
+        issuer: Some(url.clone()),
+        ..Overrides::default()
+    };
+    let settings = Settings::from_toml(config, &overrides).expect("test configuration is valid");
+    let issuer = tokio::task::spawn_blocking(move || Issuer::open(settings, store, clock))
+        .await
+        .expect("join")
+        .expect("issuer opens");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let served = issuer.clone();
+    tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        svctoken_issuer::serve(listener, served, shutdown)
+            .await
+            .expect("serve");
+    });
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("http client");
+    TestIssuer {
+        issuer,
+        url,
+        http,
+        stop: Some(stop),
+    }
+}
+
+/// Starts an issuer with a memory store.
+pub async fn spawn_issuer(config: &str, clock: Arc<dyn Clock>) -> TestIssuer {
+    spawn_issuer_with(config, Arc::new(MemoryStore::new()), clock).await
+}
+
+/// The JWKS URL Convex should use for audience `convex`.
+impl TestIssuer {
+    /// `<url>/audiences/<audience>/jwks.json`.
+    pub fn audience_jwks(&self, audience: &str) -> String {
+        format!("{}/audiences/{audience}/jwks.json", self.url)
+    }
+
+    /// Posts a raw form to the token endpoint, authenticated with Basic when `basic` is set.
+    pub async fn post_token(&self, form: &[(&str, &str)], basic: bool) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}/oauth/token", self.url))
+            .form(form);
+        if basic {
+            req = req.basic_auth(CLIENT_ID, Some(CLIENT_SECRET));
+        }
+        req.send().await.expect("token request")
+    }
+
+    /// Fetches a token for [`CLIENT_ID`] with extra parameters; panics unless it succeeds.
+    pub async fn token(&self, extra: &[(&str, &str)]) -> String {
+        let mut form = vec![("grant_type", "client_credentials")];
+        form.extend_from_slice(extra);
+        let response = self.post_token(&form, true).await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("json body");
+        assert_eq!(status, 200, "token request failed: {body}");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+}
+
+impl Drop for TestIssuer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A Convex verifier whose clock (token times and HTTP cache freshness) is `clock`.
+pub fn convex_with_clock(providers: Vec<Provider>, clock: Arc<dyn Clock>) -> ConvexAuth {
+    let now: Now = Arc::new(move || -> SystemTime { clock.now() });
+    ConvexAuth::with_clock(providers, now)
+}

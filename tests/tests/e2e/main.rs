@@ -1,0 +1,9 @@
+//! End-to-end tests: a real issuer on 127.0.0.1:0, real HTTP, and verifiers that apply
+//! Convex's rules and other JOSE implementations'. One binary, shared helpers in
+//! `svctoken_tests::harness`.
+
+mod bad_input;
+mod convex;
+mod http;
+mod interop;
+mod rotation;
