@@ -1,0 +1,391 @@
+//! The `svctoken` binary as an operator uses it: the embedded default, client creation, key
+//! management, offline minting, the Convex config, clear errors, and crash safety.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+use svctoken_issuer::store::{FileStore, KeyStore};
+use svctoken_jwks::{Jwks, Validation, Verifier};
+
+const BIN: &str = env!("CARGO_BIN_EXE_svctoken");
+
+fn svctoken(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("SVCTOKEN_CONFIG")
+        .env_remove("SVCTOKEN_ISSUER")
+        .env_remove("SVCTOKEN_LISTEN")
+        .env_remove("SVCTOKEN_DATA_DIR")
+        .output()
+        .expect("run svctoken")
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn fails(output: &Output) -> String {
+    assert!(!output.status.success(), "unexpectedly succeeded");
+    String::from_utf8(output.stderr.clone()).expect("utf-8 stderr")
+}
+
+/// A minimal HTTP/1.1 exchange with 127.0.0.1 (Connection: close).
+fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = TcpStream::connect(host).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response[9..12].parse().expect("status");
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+struct Server {
+    child: Child,
+    lines: Vec<String>,
+}
+
+impl Server {
+    /// Starts `svctoken serve <args>` in `cwd` and reads its banner up to the token endpoint
+    /// line (and the curl line, on the embedded default).
+    fn start(cwd: &Path, args: &[&str], wait_for_curl: bool) -> Server {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(args)
+            .current_dir(cwd)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut lines = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < deadline, "no banner: {lines:?}");
+            let mut line = String::new();
+            if reader.read_line(&mut line).expect("read") == 0 {
+                panic!("serve exited early: {lines:?}");
+            }
+            let done = if wait_for_curl { line.contains("curl") } else { line.contains("signing:") };
+            lines.push(line.trim_end().to_owned());
+            if done {
+                break;
+            }
+        }
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = reader.read_to_string(&mut rest);
+        });
+        Server { child, lines }
+    }
+
+    fn issuer(&self) -> String {
+        let first = &self.lines[0];
+        let url = first.split_whitespace().nth(2).expect("issuer url");
+        url.to_owned()
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "serve exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn fetch_token(issuer: &str, id: &str, secret: &str, audience: Option<&str>) -> (u16, Value) {
+    let auth = format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")));
+    let mut body = "grant_type=client_credentials".to_owned();
+    if let Some(a) = audience {
+        body.push_str(&format!("&audience={a}"));
+    }
+    let (status, text) = http(
+        &format!("{issuer}/oauth/token"),
+        "POST",
+        &[("Authorization", &auth), ("Content-Type", "application/x-www-form-urlencoded")],
+        &body,
+    );
+    (status, serde_json::from_str(&text).expect("json answer"))
+}
+
+fn verify_served(issuer: &str, token: &str, audience: &str) -> serde_json::Map<String, Value> {
+    let (status, jwks) = http(&format!("{issuer}/.well-known/jwks.json"), "GET", &[], "");
+    assert_eq!(status, 200);
+    let jwks: Jwks = serde_json::from_str(&jwks).expect("jwks");
+    Verifier::new(&jwks, Validation::new(issuer, audience))
+        .verify(token, SystemTime::now())
+        .expect("the token verifies against the served JWKS")
+}
+
+#[test]
+fn serve_on_the_embedded_default_prints_a_curl_line_that_works() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &["--listen", "127.0.0.1:0"], true);
+    let issuer = server.issuer();
+    assert!(issuer.starts_with("http://127.0.0.1:"), "{issuer}");
+    let curl = server.lines.last().expect("curl line");
+    assert!(curl.contains("-u \"dev:$(cat ./svctoken-data/dev-client-secret)\""), "{curl}");
+    assert!(curl.contains(&format!("{issuer}/oauth/token")), "{curl}");
+
+    let secret_file = dir.path().join("svctoken-data/dev-client-secret");
+    let mode = std::fs::metadata(&secret_file).expect("secret file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let secret = std::fs::read_to_string(&secret_file).expect("read").trim().to_owned();
+    assert!(!server.lines.iter().any(|l| l.contains(&secret)), "the secret is never printed");
+
+    let (status, body) = fetch_token(&issuer, "dev", &secret, None);
+    assert_eq!(status, 200, "{body}");
+    let claims = verify_served(&issuer, body["access_token"].as_str().expect("token"), "convex");
+    assert_eq!(claims["sub"], "svc:dev");
+    assert_eq!(claims["iss"], issuer.as_str());
+    let kid = svctoken_jwks::dangerous::decode_unverified(body["access_token"].as_str().expect("t")).expect("jwt").0["kid"].clone();
+    server.stop();
+
+    // A restart keeps the key and the development secret.
+    let again = Server::start(dir.path(), &["--listen", "127.0.0.1:0"], true);
+    let (status, body) = fetch_token(&again.issuer(), "dev", &secret, None);
+    assert_eq!(status, 200, "{body}");
+    let kid_again = svctoken_jwks::dangerous::decode_unverified(body["access_token"].as_str().expect("t")).expect("jwt").0["kid"].clone();
+    assert_eq!(kid, kid_again);
+    again.stop();
+}
+
+#[test]
+fn clients_add_prints_the_secret_once_and_a_block_the_issuer_loads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ok(&svctoken(
+        dir.path(),
+        &["clients", "add", "--id", "billing-worker", "--audience", "convex", "--scope", "billing:write", "--max-ttl", "10m"],
+    ));
+    let secret = out.lines().find(|l| l.starts_with("sts_")).expect("secret line").to_owned();
+    assert_eq!(out.matches(&secret).count(), 1, "printed once");
+    let block = &out[out.find("[[clients]]").expect("block")..];
+    assert!(!block.contains(&secret), "only the hash goes in the block");
+    let config = format!(
+        "issuer = \"http://127.0.0.1:1\"\ndata_dir = \"{}\"\n[[audiences]]\nname = \"convex\"\n{block}",
+        dir.path().join("data").display()
+    );
+    std::fs::write(dir.path().join("svctoken.toml"), config).expect("write config");
+    let server = Server::start(dir.path(), &["--config", "svctoken.toml", "--listen", "127.0.0.1:0", "--issuer", "http://127.0.0.1:1"], false);
+    let port = server.lines[0].rsplit(':').next().expect("port").to_owned();
+    let base = format!("http://127.0.0.1:{port}");
+    let (status, body) = fetch_token(&base, "billing-worker", &secret, None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["expires_in"], 600);
+    assert_eq!(body["scope"], "billing:write");
+    let (status, body) = fetch_token(&base, "billing-worker", "sts_wrong", None);
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    server.stop();
+
+    let err = fails(&svctoken(dir.path(), &["clients", "add", "--id", "bad id"]));
+    assert!(err.contains("client id"), "{err}");
+}
+
+#[test]
+fn keys_rotate_list_and_revoke() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let d = data.to_str().expect("utf-8");
+    assert!(ok(&svctoken(dir.path(), &["keys", "list", "--data-dir", d])).contains("no keys yet"));
+    // mint bootstraps the store like serve does.
+    ok(&svctoken(dir.path(), &["mint", "--sub", "svc:x", "--aud", "convex", "--data-dir", d]));
+    let out = ok(&svctoken(dir.path(), &["keys", "rotate", "--data-dir", d]));
+    assert!(out.contains("published") && out.contains("signs from"), "{out}");
+    let again = ok(&svctoken(dir.path(), &["keys", "rotate", "--data-dir", d]));
+    assert!(again.contains("already under way"), "{again}");
+    let list = ok(&svctoken(dir.path(), &["keys", "list", "--data-dir", d]));
+    assert!(list.contains(" active ") && list.contains(" prepared "), "{list}");
+    let prepared = list.lines().find(|l| l.contains(" prepared ")).and_then(|l| l.split_whitespace().next()).expect("kid").to_owned();
+
+    let out = ok(&svctoken(dir.path(), &["keys", "revoke", &prepared, "--data-dir", d]));
+    assert!(out.contains("no longer in the JWKS") && out.contains("may trust it until"), "{out}");
+    let list = ok(&svctoken(dir.path(), &["keys", "list", "--data-dir", d]));
+    assert!(list.contains(&format!("{prepared} revoked")), "{list}");
+    assert!(!data.join("private").join(format!("{prepared}.pem")).exists());
+    let err = fails(&svctoken(dir.path(), &["keys", "revoke", "nope", "--data-dir", d]));
+    assert!(err.contains("keys list"), "{err}");
+}
+
+#[test]
+fn mint_signs_offline_and_explains_bad_requests() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().join("data");
+    let d = d.to_str().expect("utf-8");
+    let issuer = "https://auth.example.com";
+    let token = ok(&svctoken(
+        dir.path(),
+        &["mint", "--sub", "svc:backfill", "--aud", "convex", "--ttl", "2m", "--claim", "team=payments", "--claim", "tier=2", "--issuer", issuer, "--data-dir", d],
+    ));
+    let store = FileStore::open(d).expect("store");
+    let jwks = Jwks { keys: store.load().expect("load").keys.iter().map(|k| k.public.clone()).collect() };
+    let claims = Verifier::new(&jwks, Validation::new(issuer, "convex"))
+        .verify(token.trim(), SystemTime::now())
+        .expect("valid");
+    assert_eq!(claims["sub"], "svc:backfill");
+    assert_eq!(claims["tier"], 2);
+    assert_eq!(claims["team"], "payments");
+    assert_eq!(claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat"), 120);
+
+    for (args, expect) in [
+        (vec!["--aud", "elsewhere"], "not a configured audience"),
+        (vec!["--aud", "convex", "--ttl", "1h"], "raise a client's max_ttl"),
+        (vec!["--aud", "convex", "--claim", "sub=root"], "reserved"),
+        (vec!["--aud", "convex", "--claim", "novalue"], "name=value"),
+        (vec!["--aud", "convex", "--ttl", "soon"], "not a duration"),
+    ] {
+        let mut full = vec!["mint", "--sub", "svc:x", "--data-dir", d];
+        full.extend(args);
+        let err = fails(&svctoken(dir.path(), &full));
+        assert!(err.contains(expect), "{full:?}: {err}");
+    }
+}
+
+#[test]
+fn convex_config_prints_a_provider_entry_convex_accepts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().join("data");
+    let d = d.to_str().expect("utf-8");
+    let issuer = "https://auth.example.com";
+    let out = ok(&svctoken(dir.path(), &["convex-config", "--issuer", issuer, "--data-dir", d]));
+    for needle in [
+        "type: \"customJwt\"",
+        "applicationID: \"convex\"",
+        "issuer: \"https://auth.example.com\"",
+        "jwks: \"https://auth.example.com/audiences/convex/jwks.json\"",
+        "algorithm: \"ES256\"",
+    ] {
+        assert!(out.contains(needle), "{needle} missing from\n{out}");
+    }
+
+    let out = ok(&svctoken(dir.path(), &["convex-config", "--issuer", issuer, "--data-dir", d, "--data-uri"]));
+    let uri = out.split('"').find(|s| s.starts_with("data:")).expect("data uri");
+    let embedded: Jwks = serde_json::from_slice(
+        &STANDARD.decode(uri.strip_prefix(svctoken_jwks::DATA_URI_PREFIX).expect("prefix")).expect("base64"),
+    )
+    .expect("jwks");
+    let store = FileStore::open(d).expect("store");
+    let set = store.load().expect("load");
+    assert_eq!(embedded.keys.len(), set.keys.len());
+    assert!(out.contains("Redeploy"), "{out}");
+
+    std::fs::write(
+        dir.path().join("oidc.toml"),
+        "issuer = \"https://auth.example.com\"\n[keys]\nalgorithm = \"RS256\"\n[[audiences]]\nname = \"convex\"\nprofile = \"convex-oidc\"\n",
+    )
+    .expect("write");
+    let out = ok(&svctoken(dir.path(), &["convex-config", "--config", "oidc.toml"]));
+    assert!(out.contains("domain: \"https://auth.example.com\"") && out.contains("applicationID: \"convex\""), "{out}");
+    let err = fails(&svctoken(dir.path(), &["convex-config", "--config", "oidc.toml", "--data-uri"]));
+    assert!(err.contains("only with the convex-custom-jwt profile"), "{err}");
+}
+
+#[test]
+fn bad_configuration_is_refused_with_what_to_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("eddsa.toml"), "[keys]\nalgorithm = \"EdDSA\"\n").expect("write");
+    for (args, expect) in [
+        (vec!["serve", "--config", "eddsa.toml"], "set [keys] algorithm to \"ES256\" or \"RS256\""),
+        (vec!["serve", "--config", "missing.toml"], "missing.toml"),
+        (vec!["serve", "--issuer", "https://auth.example.com/"], "remove it"),
+        (vec!["serve", "--listen", "nowhere"], "not an address"),
+    ] {
+        let err = fails(&svctoken(dir.path(), &args));
+        assert!(err.starts_with("svctoken: "), "{err}");
+        assert!(err.contains(expect), "{args:?}: {err}");
+    }
+    let help = ok(&svctoken(dir.path(), &["--help"]));
+    for sub in ["serve", "clients", "keys", "mint", "convex-config"] {
+        assert!(help.contains(sub), "{sub} missing from --help");
+    }
+    for sub in [&["serve"][..], &["clients", "add"], &["keys", "rotate"], &["mint"], &["convex-config"]] {
+        let mut args = sub.to_vec();
+        args.push("--help");
+        assert!(ok(&svctoken(dir.path(), &args)).contains("Examples:"), "{sub:?}");
+    }
+}
+
+/// `kill -9` at arbitrary moments of rotations and revocations (RSA keys, so each run spends
+/// long enough generating to be caught mid-way) never leaves a store that fails to load, and
+/// never loses a published key other than the one being revoked.
+#[test]
+fn kill_9_at_any_moment_leaves_a_loadable_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::write(
+        dir.path().join("rsa.toml"),
+        format!("data_dir = \"{}\"\n[keys]\nalgorithm = \"RS256\"\nrsa_bits = 3072\n", data.display()),
+    )
+    .expect("write");
+    ok(&svctoken(dir.path(), &["mint", "--sub", "svc:x", "--aud", "convex", "--config", "rsa.toml"]));
+    let store = FileStore::open(&data).expect("store");
+
+    let mut interrupted = 0;
+    for round in 0..24u64 {
+        let before = store.load().expect("loadable before");
+        let revoking = before.prepared().map(|k| k.kid.clone());
+        let mut args = vec!["--config", "rsa.toml"];
+        let command: Vec<&str> = match &revoking {
+            Some(kid) => vec!["keys", "revoke", kid],
+            None => vec!["keys", "rotate"],
+        };
+        args.splice(0..0, command);
+        let mut child = Command::new(BIN).args(&args).current_dir(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+        // Deterministic spread of kill moments over 0..~400 ms.
+        std::thread::sleep(Duration::from_millis((round * 37) % 400));
+        if child.try_wait().expect("poll").is_none() {
+            interrupted += 1;
+        }
+        child.kill().ok();
+        child.wait().expect("reap");
+
+        let after = store.load().unwrap_or_else(|e| panic!("round {round}: store does not load: {e}"));
+        for key in &before.keys {
+            if Some(&key.kid) != revoking.as_ref() {
+                assert!(after.get(&key.kid).is_some(), "round {round}: published key {} lost", key.kid);
+            }
+        }
+        let active = after.active().expect("an active key");
+        store.signing_key(&active.kid).expect("the active key's private half is there");
+    }
+    assert!(interrupted >= 5, "only {interrupted} runs were interrupted: the test proves nothing");
+    ok(&svctoken(dir.path(), &["keys", "list", "--config", "rsa.toml"]));
+}
