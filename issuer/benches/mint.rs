@@ -47,9 +47,15 @@ fn bench(c: &mut Criterion) {
         let mut group = c.benchmark_group(alg.as_str());
         match alg {
             Algorithm::ES256 => {
-                let raw = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng)
-                    .expect("ring key");
-                group.bench_function("raw_sign", |b| b.iter(|| raw.sign(&rng, black_box(&input)).expect("sign")));
+                let raw = EcdsaKeyPair::from_pkcs8(
+                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &pkcs8,
+                    &rng,
+                )
+                .expect("ring key");
+                group.bench_function("raw_sign", |b| {
+                    b.iter(|| raw.sign(&rng, black_box(&input)).expect("sign"))
+                });
             }
             Algorithm::EdDSA => {
                 let raw = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).expect("ring key");
@@ -59,11 +65,21 @@ fn bench(c: &mut Criterion) {
                 let raw = RsaKeyPair::from_pkcs8(&pkcs8).expect("ring key");
                 let mut sig = vec![0; raw.public().modulus_len()];
                 group.bench_function("raw_sign", |b| {
-                    b.iter(|| raw.sign(&signature::RSA_PKCS1_SHA256, &rng, black_box(&input), &mut sig).expect("sign"))
+                    b.iter(|| {
+                        raw.sign(
+                            &signature::RSA_PKCS1_SHA256,
+                            &rng,
+                            black_box(&input),
+                            &mut sig,
+                        )
+                        .expect("sign")
+                    })
                 });
             }
         }
-        group.bench_function("mint", |b| b.iter(|| minter.mint(black_box(&request)).expect("mint")));
+        group.bench_function("mint", |b| {
+            b.iter(|| minter.mint(black_box(&request)).expect("mint"))
+        });
         group.finish();
     }
 }

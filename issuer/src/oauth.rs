@@ -401,11 +401,7 @@ impl Form {
                     format!("parameter {k:?} is repeated"),
                 ));
             }
-            if !v.is_empty() {
-                params.push((k, v));
-            } else {
-                params.push((k, String::new()));
-            }
+            params.push((k, v));
         }
         params.retain(|(_, v)| !v.is_empty());
         Ok(Form(params))

@@ -328,17 +328,30 @@ mod tests {
     }
 
     fn states(store: &MemoryStore) -> Vec<KeyState> {
-        store.load().expect("load").keys.iter().map(|k| k.state).collect()
+        store
+            .load()
+            .expect("load")
+            .keys
+            .iter()
+            .map(|k| k.state)
+            .collect()
     }
 
     #[test]
     fn a_fresh_store_gets_an_active_key_and_rotate_is_idempotent() {
         let store = MemoryStore::new();
         let events = rotate(&store, &schedule(), T0).expect("rotate");
-        assert!(matches!(&events[..], [Event::Activated { early: false, .. }]), "{events:?}");
+        assert!(
+            matches!(&events[..], [Event::Activated { early: false, .. }]),
+            "{events:?}"
+        );
         let set = store.load().expect("load");
         assert_eq!(rotate(&store, &schedule(), T0).expect("again"), vec![]);
-        assert_eq!(store.load().expect("load"), set, "nothing saved the second time");
+        assert_eq!(
+            store.load().expect("load"),
+            set,
+            "nothing saved the second time"
+        );
     }
 
     #[test]
@@ -346,15 +359,28 @@ mod tests {
         let s = schedule();
         let store = MemoryStore::new();
         rotate(&store, &s, T0).expect("bootstrap");
-        let first = store.load().expect("load").active().expect("active").kid.clone();
+        let first = store
+            .load()
+            .expect("load")
+            .active()
+            .expect("active")
+            .kid
+            .clone();
         let lead = s.prepare_lead().as_secs(); // 65
         let tail = s.retire_tail().as_secs(); // 605
 
         // Just before the period's end minus the lead, nothing happens.
-        assert_eq!(rotate(&store, &s, T0 + 3600 - lead - 1).expect("rotate"), vec![]);
+        assert_eq!(
+            rotate(&store, &s, T0 + 3600 - lead - 1).expect("rotate"),
+            vec![]
+        );
         // At it, the next key is published, to sign at the end of the period.
         let events = rotate(&store, &s, T0 + 3600 - lead).expect("rotate");
-        let Some(Event::Prepared { kid: next, activate_at }) = events.first().cloned() else {
+        let Some(Event::Prepared {
+            kid: next,
+            activate_at,
+        }) = events.first().cloned()
+        else {
             panic!("{events:?}");
         };
         assert_eq!(activate_at, T0 + 3600);
@@ -363,15 +389,33 @@ mod tests {
 
         // At the end of the period it takes over; the old key stays published for the tail.
         let events = rotate(&store, &s, T0 + 3600).expect("rotate");
-        assert!(events.contains(&Event::Retired { kid: first.clone(), remove_at: T0 + 3600 + tail }));
-        assert!(events.contains(&Event::Activated { kid: next.clone(), early: false }));
-        assert_eq!(store.load().expect("load").active().expect("active").kid, next);
-        assert!(store.signing_key(&first).is_ok(), "private key kept while published");
+        assert!(events.contains(&Event::Retired {
+            kid: first.clone(),
+            remove_at: T0 + 3600 + tail
+        }));
+        assert!(events.contains(&Event::Activated {
+            kid: next.clone(),
+            early: false
+        }));
+        assert_eq!(
+            store.load().expect("load").active().expect("active").kid,
+            next
+        );
+        assert!(
+            store.signing_key(&first).is_ok(),
+            "private key kept while published"
+        );
 
-        assert_eq!(rotate(&store, &s, T0 + 3600 + tail - 1).expect("rotate"), vec![]);
+        assert_eq!(
+            rotate(&store, &s, T0 + 3600 + tail - 1).expect("rotate"),
+            vec![]
+        );
         let events = rotate(&store, &s, T0 + 3600 + tail).expect("rotate");
         assert_eq!(events, vec![Event::Removed { kid: first.clone() }]);
-        assert!(store.signing_key(&first).is_err(), "private key destroyed after removal");
+        assert!(
+            store.signing_key(&first).is_err(),
+            "private key destroyed after removal"
+        );
     }
 
     #[test]
@@ -383,7 +427,9 @@ mod tests {
         // which may only sign a full lead later.
         let late = T0 + 5000;
         let events = rotate(&store, &s, late).expect("rotate");
-        assert!(matches!(events[..], [Event::Prepared { activate_at, .. }] if activate_at == late + 65));
+        assert!(
+            matches!(events[..], [Event::Prepared { activate_at, .. }] if activate_at == late + 65)
+        );
         assert_eq!(rotate(&store, &s, late + 64).expect("rotate"), vec![]);
         assert_eq!(rotate(&store, &s, late + 65).expect("rotate").len(), 2);
     }
@@ -394,8 +440,14 @@ mod tests {
         let store = MemoryStore::new();
         rotate(&store, &s, T0).expect("bootstrap");
         let events = rotate_now(&store, &s, T0 + 10).expect("rotate now");
-        assert!(matches!(events[..], [Event::Prepared { activate_at, .. }] if activate_at == T0 + 75));
-        assert_eq!(rotate_now(&store, &s, T0 + 11).expect("again"), vec![], "idempotent");
+        assert!(
+            matches!(events[..], [Event::Prepared { activate_at, .. }] if activate_at == T0 + 75)
+        );
+        assert_eq!(
+            rotate_now(&store, &s, T0 + 11).expect("again"),
+            vec![],
+            "idempotent"
+        );
         assert_eq!(rotate(&store, &s, T0 + 75).expect("rotate").len(), 2);
     }
 
@@ -406,18 +458,36 @@ mod tests {
         rotate(&store, &s, T0).expect("bootstrap");
         rotate_now(&store, &s, T0).expect("prepare");
         let set = store.load().expect("load");
-        let (active, next) = (set.active().expect("a").kid.clone(), set.prepared().expect("p").kid.clone());
+        let (active, next) = (
+            set.active().expect("a").kid.clone(),
+            set.prepared().expect("p").kid.clone(),
+        );
         let (revocation, events) = revoke(&store, &s, &active, T0 + 20).expect("revoke");
         assert_eq!(revocation.trusted_until, T0 + 20 + 60);
-        assert_eq!(events, vec![Event::Activated { kid: next.clone(), early: true }]);
+        assert_eq!(
+            events,
+            vec![Event::Activated {
+                kid: next.clone(),
+                early: true
+            }]
+        );
         let set = store.load().expect("load");
         assert!(set.get(&active).is_none());
         assert_eq!(set.revoked.len(), 1);
-        assert!(store.signing_key(&active).is_err(), "revoked private key destroyed");
-        assert!(matches!(revoke(&store, &s, "nope", T0), Err(Error::UnknownKey(_))));
+        assert!(
+            store.signing_key(&active).is_err(),
+            "revoked private key destroyed"
+        );
+        assert!(matches!(
+            revoke(&store, &s, "nope", T0),
+            Err(Error::UnknownKey(_))
+        ));
         // With no key waiting, a new one is made and signs at once.
         let (_, events) = revoke(&store, &s, &next, T0 + 30).expect("revoke");
-        assert!(matches!(&events[..], [Event::Activated { .. }]), "{events:?}");
+        assert!(
+            matches!(&events[..], [Event::Activated { .. }]),
+            "{events:?}"
+        );
         assert!(store.load().expect("load").active().is_some());
     }
 
@@ -430,9 +500,14 @@ mod tests {
             ..schedule()
         };
         let events = rotate(&store, &eddsa, T0 + 1).expect("rotate");
-        assert!(matches!(events[..], [Event::Prepared { activate_at, .. }] if activate_at == T0 + 66));
+        assert!(
+            matches!(events[..], [Event::Prepared { activate_at, .. }] if activate_at == T0 + 66)
+        );
         rotate(&store, &eddsa, T0 + 66).expect("rotate");
-        assert_eq!(store.load().expect("load").active().expect("active").alg, Algorithm::EdDSA);
+        assert_eq!(
+            store.load().expect("load").active().expect("active").alg,
+            Algorithm::EdDSA
+        );
     }
 
     #[test]

@@ -46,10 +46,17 @@ fn fails(output: &Output) -> String {
 /// A minimal HTTP/1.1 exchange with 127.0.0.1 (Connection: close).
 fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
     let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
     let mut stream = TcpStream::connect(host).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -59,7 +66,10 @@ fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &str) -> (u16, 
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read");
     let status = response[9..12].parse().expect("status");
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -90,7 +100,11 @@ impl Server {
             if reader.read_line(&mut line).expect("read") == 0 {
                 panic!("serve exited early: {lines:?}");
             }
-            let done = if wait_for_curl { line.contains("curl") } else { line.contains("signing:") };
+            let done = if wait_for_curl {
+                line.contains("curl")
+            } else {
+                line.contains("signing:")
+            };
             lines.push(line.trim_end().to_owned());
             if done {
                 break;
@@ -112,7 +126,10 @@ impl Server {
     /// SIGTERM, then wait (bounded) for a clean exit.
     fn stop(mut self) {
         let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -141,7 +158,10 @@ fn fetch_token(issuer: &str, id: &str, secret: &str, audience: Option<&str>) -> 
     let (status, text) = http(
         &format!("{issuer}/oauth/token"),
         "POST",
-        &[("Authorization", &auth), ("Content-Type", "application/x-www-form-urlencoded")],
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
         &body,
     );
     (status, serde_json::from_str(&text).expect("json answer"))
@@ -163,28 +183,53 @@ fn serve_on_the_embedded_default_prints_a_curl_line_that_works() {
     let issuer = server.issuer();
     assert!(issuer.starts_with("http://127.0.0.1:"), "{issuer}");
     let curl = server.lines.last().expect("curl line");
-    assert!(curl.contains("-u \"dev:$(cat ./svctoken-data/dev-client-secret)\""), "{curl}");
+    assert!(
+        curl.contains("-u \"dev:$(cat ./svctoken-data/dev-client-secret)\""),
+        "{curl}"
+    );
     assert!(curl.contains(&format!("{issuer}/oauth/token")), "{curl}");
 
     let secret_file = dir.path().join("svctoken-data/dev-client-secret");
-    let mode = std::fs::metadata(&secret_file).expect("secret file").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&secret_file)
+        .expect("secret file")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
-    let secret = std::fs::read_to_string(&secret_file).expect("read").trim().to_owned();
-    assert!(!server.lines.iter().any(|l| l.contains(&secret)), "the secret is never printed");
+    let secret = std::fs::read_to_string(&secret_file)
+        .expect("read")
+        .trim()
+        .to_owned();
+    assert!(
+        !server.lines.iter().any(|l| l.contains(&secret)),
+        "the secret is never printed"
+    );
 
     let (status, body) = fetch_token(&issuer, "dev", &secret, None);
     assert_eq!(status, 200, "{body}");
-    let claims = verify_served(&issuer, body["access_token"].as_str().expect("token"), "convex");
+    let claims = verify_served(
+        &issuer,
+        body["access_token"].as_str().expect("token"),
+        "convex",
+    );
     assert_eq!(claims["sub"], "svc:dev");
     assert_eq!(claims["iss"], issuer.as_str());
-    let kid = svctoken_jwks::dangerous::decode_unverified(body["access_token"].as_str().expect("t")).expect("jwt").0["kid"].clone();
+    let kid =
+        svctoken_jwks::dangerous::decode_unverified(body["access_token"].as_str().expect("t"))
+            .expect("jwt")
+            .0["kid"]
+            .clone();
     server.stop();
 
     // A restart keeps the key and the development secret.
     let again = Server::start(dir.path(), &["--listen", "127.0.0.1:0"], true);
     let (status, body) = fetch_token(&again.issuer(), "dev", &secret, None);
     assert_eq!(status, 200, "{body}");
-    let kid_again = svctoken_jwks::dangerous::decode_unverified(body["access_token"].as_str().expect("t")).expect("jwt").0["kid"].clone();
+    let kid_again =
+        svctoken_jwks::dangerous::decode_unverified(body["access_token"].as_str().expect("t"))
+            .expect("jwt")
+            .0["kid"]
+            .clone();
     assert_eq!(kid, kid_again);
     again.stop();
 }
@@ -194,9 +239,24 @@ fn clients_add_prints_the_secret_once_and_a_block_the_issuer_loads() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = ok(&svctoken(
         dir.path(),
-        &["clients", "add", "--id", "billing-worker", "--audience", "convex", "--scope", "billing:write", "--max-ttl", "10m"],
+        &[
+            "clients",
+            "add",
+            "--id",
+            "billing-worker",
+            "--audience",
+            "convex",
+            "--scope",
+            "billing:write",
+            "--max-ttl",
+            "10m",
+        ],
     ));
-    let secret = out.lines().find(|l| l.starts_with("sts_")).expect("secret line").to_owned();
+    let secret = out
+        .lines()
+        .find(|l| l.starts_with("sts_"))
+        .expect("secret line")
+        .to_owned();
     assert_eq!(out.matches(&secret).count(), 1, "printed once");
     let block = &out[out.find("[[clients]]").expect("block")..];
     assert!(!block.contains(&secret), "only the hash goes in the block");
@@ -205,7 +265,18 @@ fn clients_add_prints_the_secret_once_and_a_block_the_issuer_loads() {
         dir.path().join("data").display()
     );
     std::fs::write(dir.path().join("svctoken.toml"), config).expect("write config");
-    let server = Server::start(dir.path(), &["--config", "svctoken.toml", "--listen", "127.0.0.1:0", "--issuer", "http://127.0.0.1:1"], false);
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--config",
+            "svctoken.toml",
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            "http://127.0.0.1:1",
+        ],
+        false,
+    );
     let port = server.lines[0].rsplit(':').next().expect("port").to_owned();
     let base = format!("http://127.0.0.1:{port}");
     let (status, body) = fetch_token(&base, "billing-worker", &secret, None);
@@ -213,7 +284,10 @@ fn clients_add_prints_the_secret_once_and_a_block_the_issuer_loads() {
     assert_eq!(body["expires_in"], 600);
     assert_eq!(body["scope"], "billing:write");
     let (status, body) = fetch_token(&base, "billing-worker", "sts_wrong", None);
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
     server.stop();
 
     let err = fails(&svctoken(dir.path(), &["clients", "add", "--id", "bad id"]));
@@ -227,21 +301,49 @@ fn keys_rotate_list_and_revoke() {
     let d = data.to_str().expect("utf-8");
     assert!(ok(&svctoken(dir.path(), &["keys", "list", "--data-dir", d])).contains("no keys yet"));
     // mint bootstraps the store like serve does.
-    ok(&svctoken(dir.path(), &["mint", "--sub", "svc:x", "--aud", "convex", "--data-dir", d]));
+    ok(&svctoken(
+        dir.path(),
+        &["mint", "--sub", "svc:x", "--aud", "convex", "--data-dir", d],
+    ));
     let out = ok(&svctoken(dir.path(), &["keys", "rotate", "--data-dir", d]));
-    assert!(out.contains("published") && out.contains("signs from"), "{out}");
+    assert!(
+        out.contains("published") && out.contains("signs from"),
+        "{out}"
+    );
     let again = ok(&svctoken(dir.path(), &["keys", "rotate", "--data-dir", d]));
     assert!(again.contains("already under way"), "{again}");
     let list = ok(&svctoken(dir.path(), &["keys", "list", "--data-dir", d]));
-    assert!(list.contains(" active ") && list.contains(" prepared "), "{list}");
-    let prepared = list.lines().find(|l| l.contains(" prepared ")).and_then(|l| l.split_whitespace().next()).expect("kid").to_owned();
+    assert!(
+        list.contains(" active ") && list.contains(" prepared "),
+        "{list}"
+    );
+    let prepared = list
+        .lines()
+        .find(|l| l.contains(" prepared "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("kid")
+        .to_owned();
 
-    let out = ok(&svctoken(dir.path(), &["keys", "revoke", &prepared, "--data-dir", d]));
-    assert!(out.contains("no longer in the JWKS") && out.contains("may trust it until"), "{out}");
+    let out = ok(&svctoken(
+        dir.path(),
+        &["keys", "revoke", &prepared, "--data-dir", d],
+    ));
+    assert!(
+        out.contains("no longer in the JWKS") && out.contains("may trust it until"),
+        "{out}"
+    );
     let list = ok(&svctoken(dir.path(), &["keys", "list", "--data-dir", d]));
     assert!(list.contains(&format!("{prepared} revoked")), "{list}");
-    assert!(!data.join("private").join(format!("{prepared}.pem")).exists());
-    let err = fails(&svctoken(dir.path(), &["keys", "revoke", "nope", "--data-dir", d]));
+    assert!(
+        !data
+            .join("private")
+            .join(format!("{prepared}.pem"))
+            .exists()
+    );
+    let err = fails(&svctoken(
+        dir.path(),
+        &["keys", "revoke", "nope", "--data-dir", d],
+    ));
     assert!(err.contains("keys list"), "{err}");
 }
 
@@ -253,21 +355,51 @@ fn mint_signs_offline_and_explains_bad_requests() {
     let issuer = "https://auth.example.com";
     let token = ok(&svctoken(
         dir.path(),
-        &["mint", "--sub", "svc:backfill", "--aud", "convex", "--ttl", "2m", "--claim", "team=payments", "--claim", "tier=2", "--issuer", issuer, "--data-dir", d],
+        &[
+            "mint",
+            "--sub",
+            "svc:backfill",
+            "--aud",
+            "convex",
+            "--ttl",
+            "2m",
+            "--claim",
+            "team=payments",
+            "--claim",
+            "tier=2",
+            "--issuer",
+            issuer,
+            "--data-dir",
+            d,
+        ],
     ));
     let store = FileStore::open(d).expect("store");
-    let jwks = Jwks { keys: store.load().expect("load").keys.iter().map(|k| k.public.clone()).collect() };
+    let jwks = Jwks {
+        keys: store
+            .load()
+            .expect("load")
+            .keys
+            .iter()
+            .map(|k| k.public.clone())
+            .collect(),
+    };
     let claims = Verifier::new(&jwks, Validation::new(issuer, "convex"))
         .verify(token.trim(), SystemTime::now())
         .expect("valid");
     assert_eq!(claims["sub"], "svc:backfill");
     assert_eq!(claims["tier"], 2);
     assert_eq!(claims["team"], "payments");
-    assert_eq!(claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat"), 120);
+    assert_eq!(
+        claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat"),
+        120
+    );
 
     for (args, expect) in [
         (vec!["--aud", "elsewhere"], "not a configured audience"),
-        (vec!["--aud", "convex", "--ttl", "1h"], "raise a client's max_ttl"),
+        (
+            vec!["--aud", "convex", "--ttl", "1h"],
+            "raise a client's max_ttl",
+        ),
         (vec!["--aud", "convex", "--claim", "sub=root"], "reserved"),
         (vec!["--aud", "convex", "--claim", "novalue"], "name=value"),
         (vec!["--aud", "convex", "--ttl", "soon"], "not a duration"),
@@ -285,7 +417,10 @@ fn convex_config_prints_a_provider_entry_convex_accepts() {
     let d = dir.path().join("data");
     let d = d.to_str().expect("utf-8");
     let issuer = "https://auth.example.com";
-    let out = ok(&svctoken(dir.path(), &["convex-config", "--issuer", issuer, "--data-dir", d]));
+    let out = ok(&svctoken(
+        dir.path(),
+        &["convex-config", "--issuer", issuer, "--data-dir", d],
+    ));
     for needle in [
         "type: \"customJwt\"",
         "applicationID: \"convex\"",
@@ -296,10 +431,28 @@ fn convex_config_prints_a_provider_entry_convex_accepts() {
         assert!(out.contains(needle), "{needle} missing from\n{out}");
     }
 
-    let out = ok(&svctoken(dir.path(), &["convex-config", "--issuer", issuer, "--data-dir", d, "--data-uri"]));
-    let uri = out.split('"').find(|s| s.starts_with("data:")).expect("data uri");
+    let out = ok(&svctoken(
+        dir.path(),
+        &[
+            "convex-config",
+            "--issuer",
+            issuer,
+            "--data-dir",
+            d,
+            "--data-uri",
+        ],
+    ));
+    let uri = out
+        .split('"')
+        .find(|s| s.starts_with("data:"))
+        .expect("data uri");
     let embedded: Jwks = serde_json::from_slice(
-        &STANDARD.decode(uri.strip_prefix(svctoken_jwks::DATA_URI_PREFIX).expect("prefix")).expect("base64"),
+        &STANDARD
+            .decode(
+                uri.strip_prefix(svctoken_jwks::DATA_URI_PREFIX)
+                    .expect("prefix"),
+            )
+            .expect("base64"),
     )
     .expect("jwks");
     let store = FileStore::open(d).expect("store");
@@ -312,20 +465,43 @@ fn convex_config_prints_a_provider_entry_convex_accepts() {
         "issuer = \"https://auth.example.com\"\n[keys]\nalgorithm = \"RS256\"\n[[audiences]]\nname = \"convex\"\nprofile = \"convex-oidc\"\n",
     )
     .expect("write");
-    let out = ok(&svctoken(dir.path(), &["convex-config", "--config", "oidc.toml"]));
-    assert!(out.contains("domain: \"https://auth.example.com\"") && out.contains("applicationID: \"convex\""), "{out}");
-    let err = fails(&svctoken(dir.path(), &["convex-config", "--config", "oidc.toml", "--data-uri"]));
-    assert!(err.contains("only with the convex-custom-jwt profile"), "{err}");
+    let out = ok(&svctoken(
+        dir.path(),
+        &["convex-config", "--config", "oidc.toml"],
+    ));
+    assert!(
+        out.contains("domain: \"https://auth.example.com\"")
+            && out.contains("applicationID: \"convex\""),
+        "{out}"
+    );
+    let err = fails(&svctoken(
+        dir.path(),
+        &["convex-config", "--config", "oidc.toml", "--data-uri"],
+    ));
+    assert!(
+        err.contains("only with the convex-custom-jwt profile"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_configuration_is_refused_with_what_to_change() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("eddsa.toml"), "[keys]\nalgorithm = \"EdDSA\"\n").expect("write");
+    std::fs::write(
+        dir.path().join("eddsa.toml"),
+        "[keys]\nalgorithm = \"EdDSA\"\n",
+    )
+    .expect("write");
     for (args, expect) in [
-        (vec!["serve", "--config", "eddsa.toml"], "set [keys] algorithm to \"ES256\" or \"RS256\""),
+        (
+            vec!["serve", "--config", "eddsa.toml"],
+            "set [keys] algorithm to \"ES256\" or \"RS256\"",
+        ),
         (vec!["serve", "--config", "missing.toml"], "missing.toml"),
-        (vec!["serve", "--issuer", "https://auth.example.com/"], "remove it"),
+        (
+            vec!["serve", "--issuer", "https://auth.example.com/"],
+            "remove it",
+        ),
         (vec!["serve", "--listen", "nowhere"], "not an address"),
     ] {
         let err = fails(&svctoken(dir.path(), &args));
@@ -336,10 +512,19 @@ fn bad_configuration_is_refused_with_what_to_change() {
     for sub in ["serve", "clients", "keys", "mint", "convex-config"] {
         assert!(help.contains(sub), "{sub} missing from --help");
     }
-    for sub in [&["serve"][..], &["clients", "add"], &["keys", "rotate"], &["mint"], &["convex-config"]] {
+    for sub in [
+        &["serve"][..],
+        &["clients", "add"],
+        &["keys", "rotate"],
+        &["mint"],
+        &["convex-config"],
+    ] {
         let mut args = sub.to_vec();
         args.push("--help");
-        assert!(ok(&svctoken(dir.path(), &args)).contains("Examples:"), "{sub:?}");
+        assert!(
+            ok(&svctoken(dir.path(), &args)).contains("Examples:"),
+            "{sub:?}"
+        );
     }
 }
 
@@ -352,10 +537,18 @@ fn kill_9_at_any_moment_leaves_a_loadable_store() {
     let data = dir.path().join("data");
     std::fs::write(
         dir.path().join("rsa.toml"),
-        format!("data_dir = \"{}\"\n[keys]\nalgorithm = \"RS256\"\nrsa_bits = 3072\n", data.display()),
+        format!(
+            "data_dir = \"{}\"\n[keys]\nalgorithm = \"RS256\"\nrsa_bits = 3072\n",
+            data.display()
+        ),
     )
     .expect("write");
-    ok(&svctoken(dir.path(), &["mint", "--sub", "svc:x", "--aud", "convex", "--config", "rsa.toml"]));
+    ok(&svctoken(
+        dir.path(),
+        &[
+            "mint", "--sub", "svc:x", "--aud", "convex", "--config", "rsa.toml",
+        ],
+    ));
     let store = FileStore::open(&data).expect("store");
 
     let mut interrupted = 0;
@@ -368,7 +561,13 @@ fn kill_9_at_any_moment_leaves_a_loadable_store() {
             None => vec!["keys", "rotate"],
         };
         args.splice(0..0, command);
-        let mut child = Command::new(BIN).args(&args).current_dir(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
         // Deterministic spread of kill moments over 0..~400 ms.
         std::thread::sleep(Duration::from_millis((round * 37) % 400));
         if child.try_wait().expect("poll").is_none() {
@@ -377,15 +576,86 @@ fn kill_9_at_any_moment_leaves_a_loadable_store() {
         child.kill().ok();
         child.wait().expect("reap");
 
-        let after = store.load().unwrap_or_else(|e| panic!("round {round}: store does not load: {e}"));
+        let after = store
+            .load()
+            .unwrap_or_else(|e| panic!("round {round}: store does not load: {e}"));
         for key in &before.keys {
             if Some(&key.kid) != revoking.as_ref() {
-                assert!(after.get(&key.kid).is_some(), "round {round}: published key {} lost", key.kid);
+                assert!(
+                    after.get(&key.kid).is_some(),
+                    "round {round}: published key {} lost",
+                    key.kid
+                );
             }
         }
         let active = after.active().expect("an active key");
-        store.signing_key(&active.kid).expect("the active key's private half is there");
+        store
+            .signing_key(&active.kid)
+            .expect("the active key's private half is there");
     }
-    assert!(interrupted >= 5, "only {interrupted} runs were interrupted: the test proves nothing");
-    ok(&svctoken(dir.path(), &["keys", "list", "--config", "rsa.toml"]));
+    assert!(
+        interrupted >= 5,
+        "only {interrupted} runs were interrupted: the test proves nothing"
+    );
+    ok(&svctoken(
+        dir.path(),
+        &["keys", "list", "--config", "rsa.toml"],
+    ));
+
+    // The next writer sweeps what killed ones left: no temporary files, no unnamed private keys.
+    ok(&svctoken(
+        dir.path(),
+        &["keys", "rotate", "--config", "rsa.toml"],
+    ));
+    let set = store.load().expect("load");
+    for sub in [data.clone(), data.join("private")] {
+        for entry in std::fs::read_dir(&sub).expect("ls").flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            assert!(!name.contains(".tmp."), "left behind: {name}");
+            if let Some(kid) = name.strip_suffix(".pem") {
+                assert!(set.get(kid).is_some(), "orphan private key {kid}");
+            }
+        }
+    }
+}
+
+#[test]
+fn environment_variables_set_the_top_level_keys_and_flags_win() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().join("data");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).current_dir(dir.path());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        ok(&cmd.output().expect("run"))
+    };
+    std::fs::write(
+        dir.path().join("file.toml"),
+        "issuer = \"https://file.example\"\n",
+    )
+    .expect("write");
+    let env = [
+        ("SVCTOKEN_ISSUER", "https://env.example"),
+        ("SVCTOKEN_DATA_DIR", d.to_str().expect("utf-8")),
+        ("SVCTOKEN_CONFIG", "file.toml"),
+    ];
+    let out = run(&["convex-config"], &env);
+    assert!(
+        out.contains("issuer: \"https://env.example\""),
+        "env wins over the file: {out}"
+    );
+    let out = run(&["convex-config", "--issuer", "https://flag.example"], &env);
+    assert!(
+        out.contains("issuer: \"https://flag.example\""),
+        "the flag wins: {out}"
+    );
+    let out = run(&["convex-config"], &[("SVCTOKEN_CONFIG", "file.toml")]);
+    assert!(out.contains("issuer: \"https://file.example\""), "{out}");
+    run(&["mint", "--sub", "s", "--aud", "convex"], &env);
+    assert!(
+        d.join("keys.json").exists(),
+        "SVCTOKEN_DATA_DIR chose the store"
+    );
 }

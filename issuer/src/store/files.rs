@@ -85,6 +85,33 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .map_err(Error::io(dir))
 }
 
+impl FileStore {
+    /// Removes what a process killed mid-write left behind: temporary files, and private keys
+    /// the key set never came to name (written, then the process died before saving the set).
+    /// Only called with the lock held, when no other writer can be between those two steps.
+    /// Best effort: a failure here costs disk space, never a key.
+    fn sweep(&self) {
+        let Ok(set) = self.load() else { return };
+        for dir in [self.dir.clone(), self.dir.join("private")] {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let stale_tmp = name.starts_with('.') && name.contains(".tmp.");
+                let orphan = dir.ends_with("private")
+                    && name
+                        .strip_suffix(".pem")
+                        .is_some_and(|kid| set.get(kid).is_none());
+                if stale_tmp || orphan {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+}
+
 impl KeyStore for FileStore {
     fn describe(&self) -> String {
         self.dir.display().to_string()
@@ -101,6 +128,7 @@ impl KeyStore for FileStore {
             .map_err(Error::io(&path))?;
         // flock(2): released when the file is closed, including when the process dies.
         file.lock().map_err(Error::io(&path))?;
+        self.sweep();
         Ok(Box::new(file))
     }
 
@@ -187,6 +215,43 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
             .collect();
         assert!(leftovers.is_empty(), "no temporary files left behind");
+    }
+
+    #[test]
+    fn the_lock_holder_sweeps_what_a_killed_writer_left() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::open(dir.path()).expect("open");
+        let named = store.create_key(Algorithm::ES256, 2048).expect("create");
+        let orphan = store.create_key(Algorithm::ES256, 2048).expect("create");
+        let mut set = KeySet::default();
+        set.keys.push(crate::store::KeyRecord {
+            kid: named.kid.clone().expect("kid"),
+            alg: Algorithm::ES256,
+            state: crate::store::KeyState::Active,
+            public: named.clone(),
+            published_at: 1,
+            activate_at: None,
+            activated_at: Some(1),
+            retired_at: None,
+            remove_at: None,
+        });
+        store.save(&mut set).expect("save");
+        let tmp = dir.path().join(".keys.json.tmp.999999");
+        fs::write(&tmp, b"half").expect("write");
+        drop(store.lock().expect("lock"));
+        assert!(!tmp.exists(), "temporary file swept");
+        assert!(
+            store
+                .signing_key(orphan.kid.as_deref().expect("kid"))
+                .is_err(),
+            "orphan swept"
+        );
+        assert!(
+            store
+                .signing_key(named.kid.as_deref().expect("kid"))
+                .is_ok(),
+            "named key kept"
+        );
     }
 
     #[test]
