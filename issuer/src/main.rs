@@ -198,6 +198,16 @@ fn open_store(settings: &Settings) -> Result<Arc<FileStore>> {
     Ok(Arc::new(store))
 }
 
+/// The key ring of the data dir, after one lifecycle run (as `serve` would do at start).
+fn open_keyring(settings: &Settings) -> Result<KeyRing> {
+    Ok(KeyRing::open(
+        open_store(settings)?,
+        settings.schedule.clone(),
+        settings.audiences.clone(),
+        SystemClock.unix_secs(),
+    )?)
+}
+
 fn serve(args: &ConfigArgs) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -496,15 +506,8 @@ fn mint(
         let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.into()));
         extra.insert(name.to_owned(), value);
     }
-    let store = open_store(&settings)?;
-    let clock = Arc::new(SystemClock);
-    let ring = KeyRing::open(
-        store,
-        settings.schedule.clone(),
-        settings.audiences.clone(),
-        clock.unix_secs(),
-    )?;
-    let minter = Minter::new(&settings.issuer, ring.signer(), clock);
+    let ring = open_keyring(&settings)?;
+    let minter = Minter::new(&settings.issuer, ring.signer(), Arc::new(SystemClock));
     let minted = minter.mint(&MintRequest {
         subject: sub,
         audience: aud,
@@ -547,13 +550,7 @@ fn convex_config(audience: Option<&str>, data_uri: bool, args: &ConfigArgs) -> R
                 );
             }
             let (jwks, note) = if data_uri {
-                let store = open_store(&settings)?;
-                let ring = KeyRing::open(
-                    store,
-                    settings.schedule.clone(),
-                    settings.audiences.clone(),
-                    SystemClock.unix_secs(),
-                )?;
+                let ring = open_keyring(&settings)?;
                 let published = ring.published();
                 let rendered = published
                     .jwks(Some(name))

@@ -163,24 +163,6 @@ pub fn verify(
     )
 }
 
-/// Like [`verify`], with the JWKS (`{"keys": [...]}`) given inline instead of fetched.
-pub fn verify_with_jwks(
-    implementation: Implementation,
-    jwks: &Value,
-    cases: &[Case],
-) -> Result<Option<Report>> {
-    run(
-        &repo_root(),
-        under_ci(),
-        implementation,
-        &Input {
-            jwks_uri: None,
-            jwks: Some(jwks),
-            cases,
-        },
-    )
-}
-
 /// The repository root: `$SVCTOKEN_REPO_ROOT` when set, else the parent of the `tests` crate's
 /// `CARGO_MANIFEST_DIR`.
 pub fn repo_root() -> PathBuf {
