@@ -9,12 +9,30 @@
 //! - [`Implementation::PyJwt`]: `tests/interop/.venv/bin/python tests/interop/verify.py`, PyJWT with
 //!   `cryptography` (`PyJWKClient` / `PyJWKSet`, then `jwt.decode`).
 //!
-//! Both are installed by `scripts/install-test-deps`. When one is missing (or is not the version
-//! pinned in `package-lock.json` / `requirements.txt`), [`verify`] prints why and returns
-//! `Ok(None)` so that a developer without Node or Python still gets a green run; under CI
-//! (`CI=true`) the same thing is an error.
+//! [`convex_js_call`] runs a third script, `node tests/interop/convex_call.mjs`: one call of a
+//! Convex function with the official Convex JS client (`ConvexHttpClient` from the npm package
+//! `convex`, with `setAuth`), against a deployment URL such as a fake one on 127.0.0.1. What that
+//! client sends, for comparison with our own client (`convex` 1.48.0):
 //!
-//! Everything here blocks (std::process); call it from sync code or `spawn_blocking`. A verifier
+//! - `POST <url>/api/query` (`/api/mutation`, `/api/action` for the other kinds);
+//! - headers `Content-Type: application/json`, `Convex-Client: npm-1.48.0`, and
+//!   `Authorization: Bearer <token>` after `setAuth(token)` (none without it), plus what Node's
+//!   `fetch` adds: `host`, `connection: keep-alive`, `accept: */*`, `accept-language: *`,
+//!   `sec-fetch-mode: cors`, `user-agent: node`, `accept-encoding: gzip, deflate`,
+//!   `content-length`;
+//! - body `{"path":"module:function","format":"convex_encoded_json","args":[{...}]}` in that key
+//!   order: `args` is a one-element array holding the args in Convex encoded JSON (an Int64 as
+//!   `{"$integer": base64}`, bytes as `{"$bytes": base64}`);
+//! - answers: 200 and 560 are read as `{"status": "success" | "error", ...}`; any other status
+//!   throws an `Error` whose message is the raw response body (so a 401 surfaces as
+//!   `{"code":...,"message":...}` text).
+//!
+//! All are installed by `scripts/install-test-deps`. When one is missing (or is not the version
+//! pinned in `package-lock.json` / `requirements.txt`), [`verify`] and [`convex_js_call`] print
+//! why and return `Ok(None)` so that a developer without Node or Python still gets a green run;
+//! under CI (`CI=true`) the same thing is an error.
+//!
+//! Everything here blocks (std::process); call it from sync code or `spawn_blocking`. A script
 //! that runs longer than [`TIMEOUT`] is killed.
 
 use std::{
@@ -40,6 +58,9 @@ pub const REPO_ROOT_ENV: &str = "SVCTOKEN_REPO_ROOT";
 
 /// The script that installs both implementations, relative to the repo root.
 pub const INSTALL_SCRIPT: &str = "scripts/install-test-deps";
+
+/// The function kinds [`convex_js_call`] accepts (the `ConvexHttpClient` method names).
+pub const CONVEX_KINDS: [&str; 3] = ["query", "mutation", "action"];
 
 /// Exit status of a verifier script for bad input (a bug in this harness).
 const EXIT_BAD_INPUT: i32 = 2;
@@ -163,6 +184,38 @@ pub fn verify(
     )
 }
 
+/// Calls a Convex function with the official JS client (ConvexHttpClient + setAuth). Ok(None): not installed and not under CI (prints the skip reason).
+///
+/// `kind` is `"query"`, `"mutation"` or `"action"`; `path` is `"module:function"`; `args` must be
+/// a JSON object, in which `{"$bigint": "123"}` stands for a JS BigInt (an Int64 for Convex) and
+/// `{"$bytesB64": "<standard base64>"}` for an ArrayBuffer. `token: None` calls anonymously.
+///
+/// Returns the document `tests/interop/convex_call.mjs` printed:
+/// `{"convex": "<version>", "ok": true, "value": <v>}` or
+/// `{"convex": "<version>", "ok": false, "error": "<message>", "name": "<Error class>", "data"?: <d>}`,
+/// with `value` and `data` in Convex encoded JSON (the client's `convexToJson`). A failed call
+/// (HTTP 401, a function error, a connection refused) is `ok: false`, not an `Err`. Errors: bad
+/// `kind`, or the script timed out, crashed, rejected its input or printed something unexpected.
+pub fn convex_js_call(
+    url: &str,
+    token: Option<&str>,
+    kind: &str,
+    path: &str,
+    args: &Value,
+) -> Result<Option<Value>> {
+    convex_js_call_in(
+        &repo_root(),
+        under_ci(),
+        &ConvexCallInput {
+            url,
+            token,
+            kind,
+            path,
+            args,
+        },
+    )
+}
+
 /// The repository root: `$SVCTOKEN_REPO_ROOT` when set, else the parent of the `tests` crate's
 /// `CARGO_MANIFEST_DIR`.
 pub fn repo_root() -> PathBuf {
@@ -213,6 +266,15 @@ struct ResultDoc {
     error: Option<String>,
 }
 
+#[derive(Serialize)]
+struct ConvexCallInput<'a> {
+    url: &'a str,
+    token: Option<&'a str>,
+    kind: &'a str,
+    path: &'a str,
+    args: &'a Value,
+}
+
 /// Why an implementation can't be run here (the installation is missing or stale).
 struct NotInstalled(String);
 
@@ -222,24 +284,99 @@ fn run(
     implementation: Implementation,
     input: &Input<'_>,
 ) -> Result<Option<Report>> {
-    match run_installed(root, implementation, input)? {
-        Ok(report) => Ok(Some(report)),
+    let outcome = run_installed(root, implementation, input)?;
+    skip_or_fail(root, ci, implementation.name(), outcome)
+}
+
+/// `Ok(None)` with a printed skip reason for a missing installation, or an error under CI.
+fn skip_or_fail<T>(
+    root: &Path,
+    ci: bool,
+    what: &str,
+    outcome: Result<T, NotInstalled>,
+) -> Result<Option<T>> {
+    match outcome {
+        Ok(value) => Ok(Some(value)),
         Err(NotInstalled(reason)) => {
             if ci {
                 bail!(
-                    "{implementation} interop: {reason}; under CI it must be installed: run `{INSTALL_SCRIPT}` \
+                    "{what} interop: {reason}; under CI it must be installed: run `{INSTALL_SCRIPT}` \
                      before the tests (repo root {})",
                     root.display()
                 );
             }
             eprintln!(
-                "SKIPPED {implementation} interop check: {reason}. Run `{INSTALL_SCRIPT}` (repo root {}) \
+                "SKIPPED {what} interop check: {reason}. Run `{INSTALL_SCRIPT}` (repo root {}) \
                  to install it; under CI=true this is an error.",
                 root.display()
             );
             Ok(None)
         }
     }
+}
+
+fn convex_js_call_in(root: &Path, ci: bool, input: &ConvexCallInput<'_>) -> Result<Option<Value>> {
+    if !CONVEX_KINDS.contains(&input.kind) {
+        bail!(
+            "convex_js_call: kind {:?} is not one of {CONVEX_KINDS:?}",
+            input.kind
+        );
+    }
+    if !input.args.is_object() {
+        bail!(
+            "convex_js_call: args must be a JSON object, not {}",
+            input.args
+        );
+    }
+    let outcome = run_convex_call(root, input)?;
+    skip_or_fail(root, ci, CONVEX_JS, outcome)
+}
+
+/// How [`convex_js_call`] names itself in skip reasons and errors.
+const CONVEX_JS: &str = "convex-js";
+
+fn run_convex_call(
+    root: &Path,
+    input: &ConvexCallInput<'_>,
+) -> Result<Result<Value, NotInstalled>> {
+    let dir = interop_dir_in(root);
+    if !dir.join("node_modules/convex/package.json").is_file() {
+        return Ok(Err(NotInstalled(format!(
+            "{} is missing",
+            dir.join("node_modules/convex").display()
+        ))));
+    }
+    let pinned = pinned_npm(&dir.join("package-lock.json"), "convex")?;
+    let script = dir.join("convex_call.mjs");
+    let what = format!("{CONVEX_JS} ({})", script.display());
+    let stdin = serde_json::to_vec(input).context("encoding the convex_call input")?;
+    let (stdout, stderr) =
+        match run_script(root, &dir, OsString::from("node"), &script, stdin, &what)? {
+            Ok(output) => output,
+            Err(not_installed) => return Ok(Err(not_installed)),
+        };
+    let doc: Value = serde_json::from_slice(&stdout).with_context(|| {
+        format!(
+            "{what} printed no valid JSON document: {:?} (stderr: {})",
+            String::from_utf8_lossy(&stdout),
+            stderr.trim()
+        )
+    })?;
+    let installed = doc
+        .get("convex")
+        .and_then(Value::as_str)
+        .ok_or_else(|| anyhow!("{what} printed no \"convex\" version: {doc}"))?;
+    if installed != pinned {
+        return Ok(Err(NotInstalled(format!(
+            "convex {installed} is installed but {pinned} is pinned (stale install)"
+        ))));
+    }
+    match doc.get("ok").and_then(Value::as_bool) {
+        Some(true) if doc.get("value").is_some() => {}
+        Some(false) if doc.get("error").is_some_and(Value::is_string) => {}
+        _ => bail!("{what} printed an unexpected document: {doc}"),
+    }
+    Ok(Ok(doc))
 }
 
 fn run_installed(
@@ -256,7 +393,7 @@ fn run_installed(
                     dir.join("node_modules/jose").display()
                 ))));
             }
-            let pinned = pinned_jose(&dir.join("package-lock.json"))?;
+            let pinned = pinned_npm(&dir.join("package-lock.json"), "jose")?;
             (OsString::from("node"), dir.join("verify.mjs"), pinned)
         }
         Implementation::PyJwt => {
@@ -271,52 +408,12 @@ fn run_installed(
             (python.into_os_string(), dir.join("verify.py"), pinned)
         }
     };
-    if !script.is_file() {
-        bail!(
-            "{} is missing: is the repo root {} right? (set {REPO_ROOT_ENV})",
-            script.display(),
-            root.display()
-        );
-    }
-
-    let stdin = serde_json::to_vec(input).context("encoding the verifier input")?;
-    let mut command = Command::new(&program);
-    command
-        .arg(&script)
-        .current_dir(&dir)
-        // Keep the venv's packages authoritative, and never send loopback JWKS fetches to a proxy.
-        .env_remove("PYTHONPATH")
-        .env_remove("PYTHONHOME")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("NO_PROXY", no_proxy("NO_PROXY"))
-        .env("no_proxy", no_proxy("no_proxy"));
-    let child = match command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(Err(NotInstalled(format!(
-                "`{}` not found",
-                program.to_string_lossy()
-            ))));
-        }
-        Err(e) => {
-            return Err(e).with_context(|| format!("starting {}", program.to_string_lossy()));
-        }
-    };
     let what = format!("{implementation} ({})", script.display());
-    let (status, stdout, stderr) = wait_with_timeout(child, stdin, TIMEOUT, &what)?;
-    let stderr = String::from_utf8_lossy(&stderr);
-
-    match status.code() {
-        Some(0) => {}
-        Some(EXIT_NOT_INSTALLED) => return Ok(Err(NotInstalled(stderr.trim().to_owned()))),
-        Some(EXIT_BAD_INPUT) => bail!("{what} rejected its input (harness bug): {}", stderr.trim()),
-        _ => bail!("{what} failed ({status}): {}", stderr.trim()),
-    }
+    let stdin = serde_json::to_vec(input).context("encoding the verifier input")?;
+    let (stdout, stderr) = match run_script(root, &dir, program, &script, stdin, &what)? {
+        Ok(output) => output,
+        Err(not_installed) => return Ok(Err(not_installed)),
+    };
 
     let output: Output = serde_json::from_slice(&stdout).with_context(|| {
         format!(
@@ -364,6 +461,61 @@ fn run_installed(
         implementation: output.implementation,
         outcomes,
     }))
+}
+
+/// Runs `program script` in `dir` with `stdin`; `Ok(Ok((stdout, stderr)))` when it exited 0.
+/// Exit status 3 (or no `program`) is "not installed"; 2 and anything else are errors.
+fn run_script(
+    root: &Path,
+    dir: &Path,
+    program: OsString,
+    script: &Path,
+    stdin: Vec<u8>,
+    what: &str,
+) -> Result<Result<(Vec<u8>, String), NotInstalled>> {
+    if !script.is_file() {
+        bail!(
+            "{} is missing: is the repo root {} right? (set {REPO_ROOT_ENV})",
+            script.display(),
+            root.display()
+        );
+    }
+    let mut command = Command::new(&program);
+    command
+        .arg(script)
+        .current_dir(dir)
+        // Keep the venv's packages authoritative, and never send loopback requests to a proxy.
+        .env_remove("PYTHONPATH")
+        .env_remove("PYTHONHOME")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("NO_PROXY", no_proxy("NO_PROXY"))
+        .env("no_proxy", no_proxy("no_proxy"));
+    let child = match command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(Err(NotInstalled(format!(
+                "`{}` not found",
+                program.to_string_lossy()
+            ))));
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("starting {}", program.to_string_lossy()));
+        }
+    };
+    let (status, stdout, stderr) = wait_with_timeout(child, stdin, TIMEOUT, what)?;
+    let stderr = String::from_utf8_lossy(&stderr).into_owned();
+
+    match status.code() {
+        Some(0) => Ok(Ok((stdout, stderr))),
+        Some(EXIT_NOT_INSTALLED) => Ok(Err(NotInstalled(stderr.trim().to_owned()))),
+        Some(EXIT_BAD_INPUT) => bail!("{what} rejected its input (harness bug): {}", stderr.trim()),
+        _ => bail!("{what} failed ({status}): {}", stderr.trim()),
+    }
 }
 
 /// Feeds `input` to the child's stdin, collects stdout and stderr, and kills it after `timeout`.
@@ -439,19 +591,21 @@ fn no_proxy(var: &str) -> String {
     }
 }
 
-/// The `jose` version locked in `package-lock.json`.
-fn pinned_jose(lockfile: &Path) -> Result<String> {
+/// The version of npm package `name` (`jose`, `convex`) locked in `package-lock.json`.
+fn pinned_npm(lockfile: &Path, name: &str) -> Result<String> {
     let text = std::fs::read_to_string(lockfile)
         .with_context(|| format!("reading {}", lockfile.display()))?;
-    parse_pinned_jose(&text).with_context(|| format!("in {}", lockfile.display()))
+    parse_pinned_npm(&text, name).with_context(|| format!("in {}", lockfile.display()))
 }
 
-fn parse_pinned_jose(lockfile: &str) -> Result<String> {
+fn parse_pinned_npm(lockfile: &str, name: &str) -> Result<String> {
     let lock: Value = serde_json::from_str(lockfile).context("package-lock.json is not JSON")?;
-    lock.pointer("/packages/node_modules~1jose/version")
+    lock.get("packages")
+        .and_then(|packages| packages.get(format!("node_modules/{name}")))
+        .and_then(|package| package.get("version"))
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| anyhow!("no packages.\"node_modules/jose\".version"))
+        .ok_or_else(|| anyhow!("no packages.\"node_modules/{name}\".version"))
 }
 
 /// The PyJWT version pinned (`PyJWT[crypto]==X`) in `requirements.txt`.
@@ -521,11 +675,52 @@ mod tests {
         }
     }
 
+    fn convex_input<'a>(kind: &'a str, args: &'a Value) -> ConvexCallInput<'a> {
+        ConvexCallInput {
+            url: "http://127.0.0.1:9",
+            token: None,
+            kind,
+            path: "messages:list",
+            args,
+        }
+    }
+
+    #[test]
+    fn convex_js_not_installed_is_a_skip_outside_ci_and_an_error_under_ci() {
+        let args = serde_json::json!({});
+        let skipped = convex_js_call_in(&missing_root(), false, &convex_input("query", &args));
+        assert!(matches!(skipped, Ok(None)), "{skipped:?}");
+        let Err(error) = convex_js_call_in(&missing_root(), true, &convex_input("query", &args))
+        else {
+            panic!("expected an error under CI");
+        };
+        let message = format!("{error:#}");
+        assert!(
+            message.contains(INSTALL_SCRIPT) && message.contains(CONVEX_JS),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn convex_js_rejects_a_bad_kind_or_args() {
+        let args = serde_json::json!({});
+        for kind in ["Query", "run", ""] {
+            let result = convex_js_call_in(&missing_root(), false, &convex_input(kind, &args));
+            assert!(result.is_err(), "{kind:?}: {result:?}");
+        }
+        let array = serde_json::json!([{}]);
+        let result = convex_js_call_in(&missing_root(), false, &convex_input("query", &array));
+        assert!(result.is_err(), "{result:?}");
+    }
+
     #[test]
     fn reads_the_pins() -> Result<()> {
-        let lock = r#"{"packages": {"": {}, "node_modules/jose": {"version": "6.2.17"}}}"#;
-        assert_eq!(parse_pinned_jose(lock)?, "6.2.17");
-        assert!(parse_pinned_jose(r#"{"packages": {}}"#).is_err());
+        let lock = r#"{"packages": {"": {}, "node_modules/jose": {"version": "6.2.17"},
+                        "node_modules/convex": {"version": "1.48.0"}}}"#;
+        assert_eq!(parse_pinned_npm(lock, "jose")?, "6.2.17");
+        assert_eq!(parse_pinned_npm(lock, "convex")?, "1.48.0");
+        assert!(parse_pinned_npm(r#"{"packages": {}}"#, "jose").is_err());
+        assert!(parse_pinned_npm(lock, "ws").is_err());
 
         let reqs = "# comment\ncryptography==50.0.2\nPyJWT[crypto]==2.15.1  # the one\n";
         assert_eq!(parse_pinned_pyjwt(reqs)?, "2.15.1");

@@ -1,0 +1,232 @@
+//! OAuth 2.0 client credentials (RFC 6749 section 4.4) against an svctoken issuer or any
+//! token endpoint.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+use zeroize::Zeroizing;
+
+use crate::source::{FetchFuture, TokenSource};
+use crate::{Error, FetchedToken, Result};
+
+/// The lifetime assumed when a token endpoint omits `expires_in` (svctoken's default).
+pub const ASSUMED_LIFETIME: Duration = Duration::from_secs(300);
+
+/// How the client authenticates to the token endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// `Authorization: Basic` (RFC 6749 section 2.3.1). The default.
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+/// Where the token endpoint is.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    /// Discovered from `<issuer>/.well-known/openid-configuration` on first use.
+    Issuer(String),
+    /// Given directly.
+    TokenEndpoint(String),
+}
+
+/// Fetches tokens with `grant_type=client_credentials`.
+pub struct ClientCredentials {
+    http: reqwest::Client,
+    endpoint: Endpoint,
+    discovered: OnceCell<String>,
+    client_id: String,
+    client_secret: Zeroizing<String>,
+    method: AuthMethod,
+    audience: Option<String>,
+    scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: String,
+    token_endpoint: String,
+}
+
+#[derive(Deserialize)]
+struct Success {
+    access_token: String,
+    token_type: String,
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Failure {
+    error: String,
+    error_description: Option<String>,
+}
+
+impl ClientCredentials {
+    /// A source for `client_id` with `client_secret` at `endpoint`, with a default HTTP client
+    /// (10 s timeout).
+    pub fn new(
+        endpoint: Endpoint,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        ClientCredentials {
+            http,
+            endpoint,
+            discovered: OnceCell::new(),
+            client_id: client_id.into(),
+            client_secret: Zeroizing::new(client_secret.into()),
+            method: AuthMethod::default(),
+            audience: None,
+            scope: None,
+        }
+    }
+
+    /// The `audience` parameter. Default none (an svctoken issuer then uses the client's only
+    /// audience).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// The `scope` parameter, space-separated. Default none (all of the client's scopes).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// The authentication method. Default `client_secret_basic`.
+    pub fn auth_method(mut self, method: AuthMethod) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Uses this HTTP client (connection pool, timeouts, proxies).
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = http;
+        self
+    }
+
+    async fn token_endpoint(&self) -> Result<&str> {
+        let issuer = match &self.endpoint {
+            Endpoint::TokenEndpoint(url) => return Ok(url),
+            Endpoint::Issuer(issuer) => issuer,
+        };
+        let url = self
+            .discovered
+            .get_or_try_init(|| async {
+                let url = format!(
+                    "{}/.well-known/openid-configuration",
+                    issuer.trim_end_matches('/')
+                );
+                let response = self.http.get(&url).send().await.map_err(Error::transport)?;
+                if !response.status().is_success() {
+                    return Err(Error::Protocol(format!(
+                        "discovery {url} answered {}",
+                        response.status()
+                    )));
+                }
+                let doc: Discovery = response
+                    .json()
+                    .await
+                    .map_err(|e| Error::Protocol(format!("discovery {url}: {e}")))?;
+                // Mix-up defence: the document must speak for the issuer we asked.
+                if doc.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+                    return Err(Error::Protocol(format!(
+                        "discovery at {url} is for issuer {:?}, not {issuer:?}",
+                        doc.issuer
+                    )));
+                }
+                Ok(doc.token_endpoint)
+            })
+            .await?;
+        Ok(url)
+    }
+
+    async fn request(&self) -> Result<FetchedToken> {
+        let endpoint = self.token_endpoint().await?;
+        let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
+        if let Some(a) = &self.audience {
+            form.push(("audience", a));
+        }
+        if let Some(s) = &self.scope {
+            form.push(("scope", s));
+        }
+        let mut request = self.http.post(endpoint);
+        match self.method {
+            AuthMethod::ClientSecretBasic => {
+                // RFC 6749 section 2.3.1: each part is form-urlencoded before base64.
+                let encode =
+                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let pair = Zeroizing::new(format!(
+                    "{}:{}",
+                    encode(&self.client_id),
+                    encode(&self.client_secret)
+                ));
+                let header = Zeroizing::new(format!("Basic {}", STANDARD.encode(pair.as_bytes())));
+                request = request.header(reqwest::header::AUTHORIZATION, header.as_str());
+            }
+            AuthMethod::ClientSecretPost => {
+                form.push(("client_id", &self.client_id));
+                form.push(("client_secret", &self.client_secret));
+            }
+        }
+        let requested_at = Instant::now();
+        let response = request.form(&form).send().await.map_err(Error::transport)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(Error::transport)?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<Failure>(&body) {
+                Ok(f) => Error::OAuth {
+                    status: status.as_u16(),
+                    error: f.error,
+                    description: f.error_description,
+                },
+                Err(_) => Error::Protocol(format!(
+                    "token endpoint answered {status} without an OAuth error body"
+                )),
+            });
+        }
+        let success: Success = serde_json::from_slice(&body)
+            .map_err(|e| Error::Protocol(format!("token endpoint answer: {e}")))?;
+        if !success.token_type.eq_ignore_ascii_case("bearer") {
+            return Err(Error::Protocol(format!(
+                "token_type {:?} is not Bearer",
+                success.token_type
+            )));
+        }
+        Ok(FetchedToken {
+            access_token: Zeroizing::new(success.access_token),
+            lifetime: Some(
+                success
+                    .expires_in
+                    .map_or(ASSUMED_LIFETIME, Duration::from_secs),
+            ),
+            requested_at,
+        })
+    }
+}
+
+impl TokenSource for ClientCredentials {
+    fn fetch(&self) -> FetchFuture<'_> {
+        Box::pin(self.request())
+    }
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("endpoint", &self.endpoint)
+            .field("client_id", &self.client_id)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,161 @@
+//! The `TokenSource` trait, and the sources that need no network: a static token and an
+//! in-process minter.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use svctoken_issuer::{MintRequest, Minter, SystemClock};
+use svctoken_jwks::SigningKey;
+use tokio::time::Instant;
+use zeroize::Zeroizing;
+
+use crate::{Error, FetchedToken, Result};
+
+/// The future a [`TokenSource`] returns.
+pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<FetchedToken>> + Send + 'a>>;
+
+/// Something that can obtain a fresh access token. Wrap it in a
+/// [`TokenCache`](crate::TokenCache) to reuse tokens until shortly before they expire.
+pub trait TokenSource: Send + Sync + 'static {
+    /// Obtains a new token (always a new one: caching is the cache's job).
+    fn fetch(&self) -> FetchFuture<'_>;
+}
+
+/// A fixed token, for tests and scripts. It never expires unless given a lifetime.
+pub struct StaticToken {
+    token: Zeroizing<String>,
+    lifetime: Option<Duration>,
+}
+
+impl StaticToken {
+    /// A token that is always valid.
+    pub fn new(token: impl Into<String>) -> Self {
+        StaticToken {
+            token: Zeroizing::new(token.into()),
+            lifetime: None,
+        }
+    }
+
+    /// A token valid for `lifetime` from each fetch.
+    pub fn with_lifetime(token: impl Into<String>, lifetime: Duration) -> Self {
+        StaticToken {
+            token: Zeroizing::new(token.into()),
+            lifetime: Some(lifetime),
+        }
+    }
+}
+
+impl TokenSource for StaticToken {
+    fn fetch(&self) -> FetchFuture<'_> {
+        Box::pin(async move {
+            Ok(FetchedToken {
+                access_token: self.token.clone(),
+                lifetime: self.lifetime,
+                requested_at: Instant::now(),
+            })
+        })
+    }
+}
+
+/// Mints tokens in-process with svctoken's [`Minter`], for a process that holds its own key.
+///
+/// The process's key must be published where the audience looks (for example an issuer's
+/// JWKS or a `data:` URI built from it).
+pub struct MinterSource {
+    minter: Minter,
+    subject: String,
+    audience: String,
+    ttl: Duration,
+    scope: Option<String>,
+    claims: Map<String, Value>,
+}
+
+impl MinterSource {
+    /// Mints for `subject` and `audience` with `minter`; tokens live 5 minutes by default.
+    pub fn new(minter: Minter, subject: impl Into<String>, audience: impl Into<String>) -> Self {
+        MinterSource {
+            minter,
+            subject: subject.into(),
+            audience: audience.into(),
+            ttl: svctoken_issuer::DEFAULT_TTL,
+            scope: None,
+            claims: Map::new(),
+        }
+    }
+
+    /// Signs with the PKCS#8 PEM private key in `path` as `issuer`.
+    pub fn from_key_file(
+        issuer: &str,
+        path: impl AsRef<Path>,
+        subject: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Result<Self> {
+        let path = path.as_ref();
+        let pem = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(format!("reading the private key {}: {e}", path.display()))
+        })?);
+        warn_if_readable_by_others(path);
+        let key = SigningKey::from_pkcs8_pem(&pem)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        svctoken_issuer::validate_issuer(issuer).map_err(|e| Error::Config(e.to_string()))?;
+        let minter = Minter::with_key(issuer, key, Arc::new(SystemClock));
+        Ok(Self::new(minter, subject, audience))
+    }
+
+    /// Token lifetime. Default 5 minutes.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The `scope` claim. Default none.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// Custom claims (reserved names are refused at mint time). Default none.
+    pub fn claims(mut self, claims: Map<String, Value>) -> Self {
+        self.claims = claims;
+        self
+    }
+}
+
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), "private key file is readable by others: chmod 600 it");
+    }
+}
+
+impl TokenSource for MinterSource {
+    fn fetch(&self) -> FetchFuture<'_> {
+        Box::pin(async move {
+            let requested_at = Instant::now();
+            let minted = self
+                .minter
+                .mint(&MintRequest {
+                    subject: &self.subject,
+                    audience: &self.audience,
+                    ttl: self.ttl,
+                    client_id: None,
+                    scope: self.scope.as_deref(),
+                    actor: None,
+                    claims: Some(&self.claims),
+                })
+                .map_err(|e| Error::Mint(e.to_string()))?;
+            let lifetime = Duration::from_secs(minted.expires_in());
+            Ok(FetchedToken {
+                access_token: Zeroizing::new(minted.token),
+                lifetime: Some(lifetime),
+                requested_at,
+            })
+        })
+    }
+}
