@@ -17,6 +17,8 @@ use svctoken_issuer::{
 };
 use zeroize::Zeroizing;
 
+mod remote;
+
 #[derive(Parser)]
 #[command(
     name = "svctoken",
@@ -82,6 +84,30 @@ enum Command {
         claims: Vec<String>,
         #[command(flatten)]
         config: ConfigArgs,
+    },
+    /// Fetch an access token from an issuer as a client and print it (for curl and scripts).
+    #[command(
+        after_help = "Examples:\n  SVCTOKEN_CLIENT_SECRET=sts_... svctoken token --issuer https://auth.example.com --client-id billing-worker\n  curl -H \"Authorization: Bearer $(svctoken token --issuer http://127.0.0.1:8080 --client-id dev --client-secret-file svctoken-data/dev-client-secret)\" ..."
+    )]
+    Token(remote::TokenArgs),
+    /// Call a Convex function with a token from an issuer; prints its value as JSON.
+    #[command(
+        after_help = "Examples:\n  svctoken call --deployment https://happy-otter-123.convex.cloud --issuer https://auth.example.com --client-id billing-worker mutation invoices:create '{\"amount\": 12}'\n  (the secret comes from --client-secret-file or SVCTOKEN_CLIENT_SECRET)"
+    )]
+    Call {
+        /// The deployment URL, e.g. https://happy-otter-123.convex.cloud.
+        #[arg(long, env = "CONVEX_URL")]
+        deployment: String,
+        /// query, mutation or action.
+        #[arg(value_enum)]
+        kind: remote::FunctionKind,
+        /// The function, e.g. messages:send.
+        path: String,
+        /// Its arguments as a JSON object (Convex encoded JSON: {"$integer": ...} for an Int64).
+        #[arg(default_value = "{}")]
+        args: String,
+        #[command(flatten)]
+        token: remote::TokenArgs,
     },
     /// Print the convex/auth.config.ts provider entry that trusts this issuer.
     #[command(
@@ -180,6 +206,14 @@ fn run(command: Command) -> Result<()> {
             data_uri,
             config,
         } => convex_config(audience.as_deref(), data_uri, &config),
+        Command::Token(args) => remote::token(&args),
+        Command::Call {
+            deployment,
+            kind,
+            path,
+            args,
+            token,
+        } => remote::call(&deployment, kind, &path, &args, &token),
     }
 }
 

@@ -125,7 +125,9 @@ impl TokenCache {
                 return Ok(Arc::clone(t));
             }
         }
-        self.refresh(None).await
+        // Boxed so this future stays small for the fast path above; the slow path fetches
+        // over the network anyway.
+        Box::pin(self.refresh(None)).await
     }
 
     /// Replaces the cached token now, for a token a server rejected. Concurrent calls share

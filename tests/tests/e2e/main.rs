@@ -3,6 +3,7 @@
 //! `svctoken_tests::harness`.
 
 mod bad_input;
+mod cache;
 mod convex;
 mod http;
 mod interop;

@@ -1,4 +1,4 @@
-//! The cache's promises, on tokio's paused clock: single flight, refresh ahead in the
+//! The client cache's promises, on tokio's paused clock: single flight, refresh ahead in the
 //! background, serving through failures with backoff, typed errors after expiry, permanent
 //! errors not retried, forced refreshes shared.
 
