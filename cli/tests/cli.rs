@@ -24,6 +24,8 @@ fn svctoken(cwd: &Path, args: &[&str]) -> Output {
         .env_remove("SVCTOKEN_ISSUER")
         .env_remove("SVCTOKEN_LISTEN")
         .env_remove("SVCTOKEN_DATA_DIR")
+        .env_remove("SVCTOKEN_CLIENT_ID")
+        .env_remove("SVCTOKEN_CLIENT_SECRET")
         .output()
         .expect("run svctoken")
 }
@@ -658,4 +660,103 @@ fn environment_variables_set_the_top_level_keys_and_flags_win() {
         d.join("keys.json").exists(),
         "SVCTOKEN_DATA_DIR chose the store"
     );
+}
+
+/// `svctoken token` prints a token the issuer's JWKS verifies; `svctoken call` calls a
+/// Convex-faithful deployment with it and prints the value, or the error with a non-zero exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_and_call_from_the_command_line() {
+    use svctoken_tests::convex::{ConvexAuth, CustomJwtAlgorithm, Provider};
+    use svctoken_tests::fake_convex::{FakeConvex, Kind, Outcome};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &["--listen", "127.0.0.1:0"], true);
+    let issuer = server.issuer();
+    let secret_file = dir.path().join("svctoken-data/dev-client-secret");
+    let secret_file = secret_file.to_str().expect("utf-8").to_owned();
+    let cwd = dir.path().to_path_buf();
+    let run = move |args: Vec<String>| {
+        let cwd = cwd.clone();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            svctoken(&cwd, &args)
+        })
+    };
+    let id_args = vec![
+        "--issuer".to_owned(),
+        issuer.clone(),
+        "--client-id".into(),
+        "dev".into(),
+        "--client-secret-file".into(),
+        secret_file.clone(),
+    ];
+
+    let mut token_args = vec!["token".to_owned()];
+    token_args.extend(id_args.clone());
+    let out = ok(&run(token_args).await.expect("join"));
+    let claims = verify_served(&issuer, out.trim(), "convex");
+    assert_eq!(claims["sub"], "svc:dev");
+
+    let auth = ConvexAuth::new(vec![Provider::CustomJwt {
+        issuer: issuer.clone(),
+        jwks: format!("{issuer}/audiences/convex/jwks.json"),
+        algorithm: CustomJwtAlgorithm::ES256,
+        application_id: Some("convex".into()),
+    }]);
+    let fake = FakeConvex::start(auth).await;
+    fake.function(Kind::Mutation, "messages:send", |identity, args| {
+        Outcome::Success(
+            serde_json::json!({"from": identity.map(|i| i.subject.clone()), "body": args["body"]}),
+        )
+    });
+    fake.function(Kind::Query, "messages:fail", |_, _| Outcome::Error {
+        message: "no such channel".into(),
+        data: Some(serde_json::json!({"channel": 7})),
+    });
+    let call = |kind: &str, path: &str, args: &str| {
+        let mut v = vec![
+            "call".to_owned(),
+            "--deployment".into(),
+            fake.url.clone(),
+            kind.into(),
+            path.into(),
+            args.into(),
+        ];
+        v.extend(id_args.clone());
+        v
+    };
+    let out = ok(&run(call("mutation", "messages:send", r#"{"body":"hi"}"#))
+        .await
+        .expect("join"));
+    let value: Value = serde_json::from_str(&out).expect("JSON on stdout");
+    assert_eq!(value, serde_json::json!({"from": "svc:dev", "body": "hi"}));
+
+    let err = fails(
+        &run(call("query", "messages:fail", "{}"))
+            .await
+            .expect("join"),
+    );
+    assert!(
+        err.contains("no such channel") && err.contains("\"channel\":7"),
+        "{err}"
+    );
+    let err = fails(
+        &run(call("query", "messages:fail", "[1]"))
+            .await
+            .expect("join"),
+    );
+    assert!(err.contains("JSON object"), "{err}");
+    let err = fails(
+        &run(vec![
+            "token".into(),
+            "--issuer".into(),
+            issuer.clone(),
+            "--client-id".into(),
+            "dev".into(),
+        ])
+        .await
+        .expect("join"),
+    );
+    assert!(err.contains("SVCTOKEN_CLIENT_SECRET"), "{err}");
+    server.stop();
 }

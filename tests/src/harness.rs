@@ -23,6 +23,7 @@ pub struct TestIssuer {
     /// The HTTP client tests use.
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
+    stopped: Option<oneshot::Receiver<()>>,
 }
 
 /// A `[[clients]]` block for [`CLIENT_ID`] with the given extra TOML lines.
@@ -40,9 +41,19 @@ pub async fn spawn_issuer_with(
     store: Arc<dyn KeyStore>,
     clock: Arc<dyn Clock>,
 ) -> TestIssuer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    spawn_issuer_at("127.0.0.1:0", config, store, clock).await
+}
+
+/// Like [`spawn_issuer_with`], listening on `addr` (to restart an issuer on the same port).
+pub async fn spawn_issuer_at(
+    addr: &str,
+    config: &str,
+    store: Arc<dyn KeyStore>,
+    clock: Arc<dyn Clock>,
+) -> TestIssuer {
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .expect("bind 127.0.0.1:0");
+        .expect("bind 127.0.0.1");
     let url = format!("http://{}", listener.local_addr().expect("local addr"));
     let overrides = Overrides {
         issuer: Some(url.clone()),
@@ -53,15 +64,17 @@ pub async fn spawn_issuer_with(
         .await
         .expect("join")
         .expect("issuer opens");
-    let (stop, stopped) = oneshot::channel::<()>();
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    let (done_tx, done_rx) = oneshot::channel::<()>();
     let served = issuer.clone();
     tokio::spawn(async move {
         let shutdown = async {
-            let _ = stopped.await;
+            let _ = stop_rx.await;
         };
         svctoken_issuer::serve(listener, served, shutdown)
             .await
             .expect("serve");
+        let _ = done_tx.send(());
     });
     let http = reqwest::Client::builder()
         .no_proxy()
@@ -72,6 +85,7 @@ pub async fn spawn_issuer_with(
         url,
         http,
         stop: Some(stop),
+        stopped: Some(done_rx),
     }
 }
 
@@ -111,6 +125,23 @@ impl TestIssuer {
             .as_str()
             .expect("access_token")
             .to_owned()
+    }
+}
+
+impl TestIssuer {
+    /// Stops the server and waits until it no longer listens.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(stopped) = self.stopped.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), stopped).await;
+        }
+    }
+
+    /// `host:port` it listens on.
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
     }
 }
 

@@ -3,10 +3,13 @@
 //! # Layout
 //! - [`convex`]: a verifier that applies exactly the rules Convex applies (CONVEX.md), with its
 //!   JWKS HTTP cache; written independently of the code under test.
+//! - [`fake_convex`]: a fake deployment that authenticates like Convex and answers like its
+//!   HTTP API, recording requests and the identity each function saw.
 //! - [`interop`]: runs independent JOSE implementations (Node `jose`, Python `PyJWT`) against
 //!   our tokens and JWKS.
 //! - [`harness`]: [`harness::spawn_issuer`] and friends: a real issuer on 127.0.0.1:0.
 
 pub mod convex;
+pub mod fake_convex;
 pub mod harness;
 pub mod interop;

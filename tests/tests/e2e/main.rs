@@ -4,7 +4,9 @@
 
 mod bad_input;
 mod cache;
+mod client;
 mod convex;
+mod convex_client;
 mod http;
 mod interop;
 mod rotation;
