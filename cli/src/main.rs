@@ -12,11 +12,12 @@ use serde_json::{Map, Value};
 use svctoken_issuer::rotation::{self, Event};
 use svctoken_issuer::store::{FileStore, KeySet, KeyStore};
 use svctoken_issuer::{
-    Client, Clock, Issuer, KeyRing, MintRequest, Minter, Overrides, Profile, SecretHash, Settings,
-    SystemClock,
+    Client, ClientAuth, Clock, Issuer, KeyRing, MintRequest, Minter, Overrides, Profile,
+    SecretHash, Settings, SystemClock,
 };
 use zeroize::Zeroizing;
 
+mod clients;
 mod remote;
 
 #[derive(Parser)]
@@ -131,20 +132,7 @@ enum ClientsCommand {
     #[command(
         after_help = "Examples:\n  svctoken clients add --id billing-worker --audience convex --scope billing:write"
     )]
-    Add {
-        /// Client id.
-        #[arg(long)]
-        id: String,
-        /// Audiences it may use (default: all configured).
-        #[arg(long = "audience")]
-        audiences: Vec<String>,
-        /// Scopes it may ask for.
-        #[arg(long = "scope")]
-        scopes: Vec<String>,
-        /// Token lifetime, e.g. 10m (default 5m).
-        #[arg(long, value_parser = duration)]
-        max_ttl: Option<Duration>,
-    },
+    Add(clients::AddArgs),
 }
 
 #[derive(Subcommand)]
@@ -166,7 +154,7 @@ enum KeysCommand {
     },
 }
 
-fn duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     svctoken_issuer::parse_duration(text)
 }
 
@@ -184,12 +172,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<()> {
     match command {
         Command::Serve(config) => serve(&config),
-        Command::Clients(ClientsCommand::Add {
-            id,
-            audiences,
-            scopes,
-            max_ttl,
-        }) => clients_add(&id, &audiences, &scopes, max_ttl),
+        Command::Clients(ClientsCommand::Add(args)) => clients::add(&args),
         Command::Keys(KeysCommand::List(config)) => keys_list(&config),
         Command::Keys(KeysCommand::Rotate(config)) => keys_rotate(&config),
         Command::Keys(KeysCommand::Revoke { kid, config }) => keys_revoke(&kid, &config),
@@ -294,12 +277,13 @@ fn dev_client(path: &Path, settings: &Settings) -> Result<Client> {
     };
     Ok(Client {
         id: "dev".into(),
-        secret: SecretHash::of(&secret),
+        auth: ClientAuth::Secret(SecretHash::of(&secret)),
         subject: "svc:dev".into(),
         audiences: settings.audiences.iter().map(|a| a.name.clone()).collect(),
         scopes: vec![],
         max_ttl: svctoken_issuer::DEFAULT_TTL,
         claims: Map::new(),
+        act_as: vec![],
     })
 }
 
@@ -356,43 +340,6 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
-}
-
-fn clients_add(
-    id: &str,
-    audiences: &[String],
-    scopes: &[String],
-    max_ttl: Option<Duration>,
-) -> Result<()> {
-    let secret = svctoken_issuer::generate_secret()?;
-    let hash = SecretHash::of(&secret).to_hex();
-    let list = |items: &[String]| {
-        let quoted: Vec<String> = items.iter().map(|i| format!("{:?}", i)).collect();
-        format!("[{}]", quoted.join(", "))
-    };
-    let mut block =
-        format!("[[clients]]\nid = {id:?}\nsecret_sha256 = \"{hash}\"\nsubject = \"svc:{id}\"\n");
-    if !audiences.is_empty() {
-        block.push_str(&format!("audiences = {}\n", list(audiences)));
-    }
-    block.push_str(&format!("scopes = {}\n", list(scopes)));
-    if let Some(ttl) = max_ttl {
-        block.push_str(&format!(
-            "max_ttl = \"{}\"\n",
-            humantime::format_duration(ttl)
-        ));
-    }
-    // Check the block the way the issuer will read it (with its audiences declared).
-    let declared: String = audiences
-        .iter()
-        .map(|a| format!("[[audiences]]\nname = {a:?}\n"))
-        .collect();
-    Settings::from_toml(&format!("{declared}{block}"), &Overrides::default())
-        .map_err(|e| anyhow!("{e}"))?;
-    println!("Client secret for {id:?} (shown once; keep it in your secret manager):\n");
-    println!("{}\n", &*secret);
-    println!("Add this block to the issuer's configuration:\n\n{block}");
-    Ok(())
 }
 
 fn time(secs: u64) -> String {
@@ -549,6 +496,7 @@ fn mint(
         client_id: None,
         scope,
         actor: None,
+        prior_actor: None,
         claims: Some(&extra),
     })?;
     println!("{}", minted.token);

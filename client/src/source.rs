@@ -147,6 +147,7 @@ impl TokenSource for MinterSource {
                     client_id: None,
                     scope: self.scope.as_deref(),
                     actor: None,
+                    prior_actor: None,
                     claims: Some(&self.claims),
                 })
                 .map_err(|e| Error::Mint(e.to_string()))?;

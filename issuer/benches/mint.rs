@@ -33,6 +33,7 @@ fn bench(c: &mut Criterion) {
         client_id: Some("billing-worker"),
         scope: Some("billing:write"),
         actor: None,
+        prior_actor: None,
         claims: Some(claims),
     };
     for alg in [Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256] {

@@ -65,13 +65,22 @@ pub fn generate_secret() -> Result<Zeroizing<String>> {
     Ok(secret)
 }
 
+/// How a client proves who it is.
+#[derive(Clone, Debug)]
+pub enum ClientAuth {
+    /// A secret, of which only the hash is kept (`client_secret_basic` / `_post`).
+    Secret(SecretHash),
+    /// Public keys: it signs a JWT assertion (`private_key_jwt`, RFC 7523 section 2.2).
+    Keys(svctoken_jwks::Jwks),
+}
+
 /// A registered client and its policy.
 #[derive(Clone, Debug)]
 pub struct Client {
     /// The OAuth `client_id`.
     pub id: String,
-    /// The hash of its secret.
-    pub secret: SecretHash,
+    /// How it authenticates.
+    pub auth: ClientAuth,
     /// The `sub` of its tokens. Default `svc:<id>`.
     pub subject: String,
     /// Audiences it may ask for. Default: every configured audience.
@@ -82,6 +91,38 @@ pub struct Client {
     pub max_ttl: Duration,
     /// Custom claims added to each of its tokens. Default none.
     pub claims: Map<String, Value>,
+    /// Subjects it may act for (glob patterns, `*` matches any run of characters). Default
+    /// none.
+    pub act_as: Vec<String>,
+}
+
+impl Client {
+    /// Whether its policy lets it act on behalf of `subject`.
+    pub fn may_act_as(&self, subject: &str) -> bool {
+        self.act_as
+            .iter()
+            .any(|pattern| glob_match(pattern, subject))
+    }
+}
+
+/// `*` matches any run of characters (including none); everything else matches itself.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// Every registered client, by id.
@@ -97,6 +138,8 @@ pub enum AuthFailure {
     UnknownClient,
     /// The secret does not match.
     WrongSecret,
+    /// The client authenticates with keys, not a secret.
+    NotASecretClient,
 }
 
 impl ClientRegistry {
@@ -129,8 +172,11 @@ impl ClientRegistry {
     pub fn authenticate(&self, id: &str, secret: &str) -> Result<&Client, AuthFailure> {
         let presented = SecretHash::of(secret);
         match self.by_id.get(id) {
-            Some(client) if client.secret.matches(&presented) => Ok(client),
-            Some(_) => Err(AuthFailure::WrongSecret),
+            Some(client) => match &client.auth {
+                ClientAuth::Secret(hash) if hash.matches(&presented) => Ok(client),
+                ClientAuth::Secret(_) => Err(AuthFailure::WrongSecret),
+                ClientAuth::Keys(_) => Err(AuthFailure::NotASecretClient),
+            },
             None => {
                 let _ = SecretHash([0; 32]).matches(&presented);
                 Err(AuthFailure::UnknownClient)
@@ -146,12 +192,33 @@ mod tests {
     fn client(id: &str, secret: &str) -> Client {
         Client {
             id: id.into(),
-            secret: SecretHash::of(secret),
+            auth: ClientAuth::Secret(SecretHash::of(secret)),
             subject: format!("svc:{id}"),
             audiences: vec!["convex".into()],
             scopes: vec![],
             max_ttl: Duration::from_secs(300),
             claims: Map::new(),
+            act_as: vec![],
+        }
+    }
+
+    #[test]
+    fn glob_patterns() {
+        for (pattern, text, expect) in [
+            ("user:*", "user:42", true),
+            ("user:*", "user:", true),
+            ("user:*", "users:42", false),
+            ("org_42:*", "org_42:user:7", true),
+            ("org_42:*", "org_4:user", false),
+            ("*", "anything", true),
+            ("user:42", "user:42", true),
+            ("user:42", "user:420", false),
+            ("a*b*c", "aXXbYYc", true),
+            ("a*b*c", "aXXcYYb", false),
+            ("*:admin", "org:admin", true),
+            ("*:admin", "org:admins", false),
+        ] {
+            assert_eq!(glob_match(pattern, text), expect, "{pattern} ~ {text}");
         }
     }
 

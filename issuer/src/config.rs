@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use svctoken_jwks::Algorithm;
 
-use crate::clients::{Client, SecretHash};
+use crate::clients::{Client, ClientAuth, SecretHash};
 use crate::minter::check_custom_claims;
 use crate::rotation::Schedule;
 use crate::{Audience, Error, Profile, Result};
@@ -41,6 +41,55 @@ pub struct ConfigFile {
     /// Clients. Default: none.
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
+    /// Upstream issuers whose user tokens may be exchanged (RFC 8693). Default: none.
+    #[serde(default)]
+    pub trusted_issuers: Vec<TrustedIssuerConfig>,
+    /// Per-client rate limit of the token endpoint.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+}
+
+/// `[[trusted_issuers]]`: an issuer of user tokens (for example the app's own auth provider).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuerConfig {
+    /// Its `iss`, compared exactly.
+    pub issuer: String,
+    /// Where its keys are.
+    pub jwks_uri: String,
+    /// The `aud` its tokens must carry to be exchanged here.
+    pub audience: String,
+    /// Algorithms accepted from it. Default RS256, ES256, EdDSA.
+    pub algorithms: Option<Vec<Algorithm>>,
+}
+
+/// `[rate_limit]`: a token bucket per client.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests a client may make at once. Default 100.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+    /// Sustained requests per client per minute. Default 600.
+    #[serde(default = "default_per_minute")]
+    pub per_minute: u32,
+}
+
+fn default_burst() -> u32 {
+    100
+}
+
+fn default_per_minute() -> u32 {
+    600
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            burst: default_burst(),
+            per_minute: default_per_minute(),
+        }
+    }
 }
 
 /// `[keys]`.
@@ -76,7 +125,14 @@ pub struct ClientConfig {
     /// `client_id`.
     pub id: String,
     /// SHA-256 of the secret, hex, as printed by `svctoken clients add`.
-    pub secret_sha256: String,
+    pub secret_sha256: Option<String>,
+    /// Public keys, inline, for `private_key_jwt` instead of a secret.
+    pub jwks: Option<Vec<svctoken_jwks::Jwk>>,
+    /// A file holding the public keys (a JWKS or one JWK), relative to the configuration file.
+    pub jwks_file: Option<PathBuf>,
+    /// Subjects it may act for, as glob patterns (`"user:*"`). Default none.
+    #[serde(default)]
+    pub act_as: Vec<String>,
     /// `sub` of its tokens. Default `svc:<id>`.
     pub subject: Option<String>,
     /// Audiences it may use. Default all.
@@ -133,6 +189,10 @@ pub struct Settings {
     pub audiences: Vec<Audience>,
     /// Clients.
     pub clients: Vec<Client>,
+    /// Upstream issuers whose tokens may be exchanged.
+    pub trusted_issuers: Vec<TrustedIssuerConfig>,
+    /// Per-client rate limit.
+    pub rate_limit: RateLimitConfig,
     /// True when no configuration file was given (the embedded default).
     pub embedded_default: bool,
 }
@@ -146,11 +206,14 @@ impl Settings {
             return Ok(settings);
         };
         let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
-        Self::from_toml(&text, overrides)
+        let file: ConfigFile =
+            toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::validate(file, overrides, base)
             .map_err(|e| Error::Config(format!("{}: {e}", path.display())))
     }
 
-    /// Parses and validates TOML text.
+    /// Parses and validates TOML text (relative paths are relative to the current directory).
     pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Settings> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
         Self::from_file(file, overrides)
@@ -158,6 +221,10 @@ impl Settings {
 
     /// Validates a parsed file.
     pub fn from_file(file: ConfigFile, overrides: &Overrides) -> Result<Settings> {
+        Self::validate(file, overrides, Path::new("."))
+    }
+
+    fn validate(file: ConfigFile, overrides: &Overrides, base: &Path) -> Result<Settings> {
         let listen_text = overrides
             .listen
             .clone()
@@ -207,8 +274,18 @@ impl Settings {
         let clients = file
             .clients
             .into_iter()
-            .map(|c| client(c, &audiences))
+            .map(|c| client(c, &audiences, base))
             .collect::<Result<Vec<_>>>()?;
+        for t in &file.trusted_issuers {
+            validate_issuer(&t.issuer)
+                .and_then(|()| validate_issuer(&t.jwks_uri))
+                .map_err(|e| Error::Config(format!("[[trusted_issuers]] {:?}: {e}", t.issuer)))?;
+        }
+        if file.rate_limit.burst == 0 || file.rate_limit.per_minute == 0 {
+            return Err(Error::Config(
+                "[rate_limit] burst and per_minute must be at least 1".into(),
+            ));
+        }
         let longest = clients.iter().map(|c| c.max_ttl).max().unwrap_or_default();
         let schedule = Schedule {
             algorithm: file.keys.algorithm.unwrap_or(Algorithm::ES256),
@@ -236,6 +313,8 @@ impl Settings {
             schedule,
             audiences,
             clients,
+            trusted_issuers: file.trusted_issuers,
+            rate_limit: file.rate_limit,
             embedded_default: false,
         })
     }
@@ -289,19 +368,75 @@ pub fn validate_issuer(issuer: &str) -> Result<()> {
     Ok(())
 }
 
-fn client(c: ClientConfig, audiences: &[Audience]) -> Result<Client> {
-    let id_ok = !c.id.is_empty()
-        && c.id
+/// Checks a client id: letters, digits and `- _ . @`.
+pub fn validate_client_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
-    if !id_ok {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "client id {id:?}: use letters, digits and - _ . @"
+        )))
+    }
+}
+
+/// Reads public keys from a file holding a JWKS (`{"keys": [...]}`) or a single JWK.
+pub fn read_jwks_file(path: &Path) -> Result<Vec<svctoken_jwks::Jwk>> {
+    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    if let Ok(set) = serde_json::from_str::<svctoken_jwks::Jwks>(&text) {
+        return Ok(set.keys);
+    }
+    serde_json::from_str::<svctoken_jwks::Jwk>(&text)
+        .map(|k| vec![k])
+        .map_err(|e| Error::Config(format!("{}: not a JWK or a JWKS ({e})", path.display())))
+}
+
+fn client_auth(c: &ClientConfig, base: &Path) -> Result<ClientAuth> {
+    let keys = match (&c.jwks, &c.jwks_file) {
+        (Some(_), Some(_)) => {
+            return Err(Error::Config("give jwks or jwks_file, not both".into()));
+        }
+        (Some(keys), None) => Some(keys.clone()),
+        (None, Some(file)) => Some(read_jwks_file(&base.join(file))?),
+        (None, None) => None,
+    };
+    match (&c.secret_sha256, keys) {
+        (Some(hash), None) => Ok(ClientAuth::Secret(SecretHash::from_hex(hash)?)),
+        (None, Some(mut keys)) => {
+            if keys.is_empty() {
+                return Err(Error::Config("jwks holds no key".into()));
+            }
+            for key in &mut keys {
+                key.validate()
+                    .map_err(|e| Error::Config(format!("a client key: {e}")))?;
+                if key.kid.is_none() {
+                    key.kid = Some(svctoken_jwks::thumbprint(key)?);
+                }
+            }
+            Ok(ClientAuth::Keys(svctoken_jwks::Jwks { keys }))
+        }
+        (Some(_), Some(_)) => Err(Error::Config(
+            "give a secret_sha256 or public keys (jwks, jwks_file), not both".into(),
+        )),
+        (None, None) => Err(Error::Config(
+            "needs secret_sha256 (svctoken clients add) or public keys (jwks or jwks_file)".into(),
+        )),
+    }
+}
+
+fn client(c: ClientConfig, audiences: &[Audience], base: &Path) -> Result<Client> {
+    validate_client_id(&c.id)?;
+    let context = |e: Error| Error::Config(format!("client {:?}: {e}", c.id));
+    let auth = client_auth(&c, base).map_err(context)?;
+    if let Some(bad) = c.act_as.iter().find(|p| p.is_empty()) {
         return Err(Error::Config(format!(
-            "client id {:?}: use letters, digits and - _ . @",
+            "client {:?}: act_as pattern {bad:?} is empty",
             c.id
         )));
     }
-    let context = |e: Error| Error::Config(format!("client {:?}: {e}", c.id));
-    let secret = SecretHash::from_hex(&c.secret_sha256).map_err(context)?;
     let client_audiences = c
         .audiences
         .unwrap_or_else(|| audiences.iter().map(|a| a.name.clone()).collect());
@@ -333,11 +468,12 @@ fn client(c: ClientConfig, audiences: &[Audience]) -> Result<Client> {
     Ok(Client {
         subject: c.subject.unwrap_or_else(|| format!("svc:{}", c.id)),
         id: c.id,
-        secret,
+        auth,
         audiences: client_audiences,
         scopes: c.scopes,
         max_ttl,
         claims: c.claims,
+        act_as: c.act_as,
     })
 }
 

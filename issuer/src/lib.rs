@@ -17,6 +17,7 @@
 //!     client_id: None,
 //!     scope: None,
 //!     actor: None,
+//!     prior_actor: None,
 //!     claims: None,
 //! })?;
 //! assert_eq!(minted.expires_in(), 300);
@@ -35,6 +36,7 @@
 //! - `server`: [`router`] and [`serve`].
 //! - `metrics`, `clock`, `error`.
 
+mod assertion;
 mod audience;
 mod clients;
 mod clock;
@@ -44,27 +46,35 @@ mod keyring;
 mod metrics;
 mod minter;
 pub mod oauth;
+mod ratelimit;
 pub mod rotation;
 mod server;
 pub mod store;
+mod trusted;
 
 use std::sync::Arc;
 
+pub use assertion::{CLIENT_ASSERTION_TYPE, MAX_ASSERTION_LIFETIME, ReplayCache};
 pub use audience::{Audience, Profile};
-pub use clients::{Client, ClientRegistry, SECRET_PREFIX, SecretHash, generate_secret};
+pub use clients::{
+    Client, ClientAuth, ClientRegistry, SECRET_PREFIX, SecretHash, generate_secret, glob_match,
+};
 pub use clock::{Clock, MockClock, SystemClock, from_unix_secs, unix_secs};
 pub use config::{
     DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_TTL, MAX_TTL_LIMIT, Overrides, Settings,
     parse_duration, validate_issuer,
 };
+pub use config::{RateLimitConfig, TrustedIssuerConfig, read_jwks_file, validate_client_id};
 pub use error::{Error, Result};
 pub use keyring::{KeyRing, Published, RenderedJwks, copy_valid_until};
 pub use metrics::Metrics;
 pub use minter::{MintRequest, Minted, Minter, RESERVED_CLAIMS, check_custom_claims};
-pub use oauth::OAuthError;
+pub use oauth::{OAuthError, TokenEndpoint};
+pub use ratelimit::RateLimiter;
 pub use rotation::Schedule;
 pub use server::{LIFECYCLE_INTERVAL, router, serve};
 pub use store::{FileStore, KeyStore, MemoryStore};
+pub use trusted::{RemoteJwks, TrustedIssuer};
 
 /// A running issuer's shared state. Cheap to clone.
 #[derive(Clone)]
@@ -76,7 +86,7 @@ struct Inner {
     settings: Settings,
     keys: KeyRing,
     minter: Minter,
-    clients: ClientRegistry,
+    endpoint: TokenEndpoint,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
 }
@@ -89,7 +99,6 @@ impl Issuer {
         store: Arc<dyn KeyStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Issuer> {
-        let clients = ClientRegistry::new(settings.clients.clone())?;
         let keys = KeyRing::open(
             store,
             settings.schedule.clone(),
@@ -97,12 +106,13 @@ impl Issuer {
             clock.unix_secs(),
         )?;
         let minter = Minter::new(&settings.issuer, keys.signer(), clock.clone());
+        let endpoint = TokenEndpoint::new(&settings, minter.clone(), clock.clone())?;
         Ok(Issuer {
             inner: Arc::new(Inner {
                 settings,
                 keys,
                 minter,
-                clients,
+                endpoint,
                 metrics: Metrics::default(),
                 clock,
             }),
@@ -126,7 +136,12 @@ impl Issuer {
 
     /// The registered clients.
     pub fn clients(&self) -> &ClientRegistry {
-        &self.inner.clients
+        self.inner.endpoint.clients()
+    }
+
+    /// The token endpoint.
+    pub fn endpoint(&self) -> &TokenEndpoint {
+        &self.inner.endpoint
     }
 
     /// The counters.

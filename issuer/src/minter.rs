@@ -60,6 +60,9 @@ pub struct MintRequest<'a> {
     pub scope: Option<&'a str>,
     /// `act.sub`: the service acting on behalf of `subject`.
     pub actor: Option<&'a str>,
+    /// The `act` of the token being exchanged, nested under the new actor (RFC 8693 section
+    /// 4.1: the chain of delegation, newest first). Ignored without `actor`.
+    pub prior_actor: Option<&'a Value>,
     /// Custom claims (reserved names refused).
     pub claims: Option<&'a Map<String, Value>>,
 }
@@ -89,6 +92,8 @@ impl Minted {
 #[derive(Serialize)]
 struct Act<'a> {
     sub: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    act: Option<&'a Value>,
 }
 
 #[derive(Serialize)]
@@ -180,7 +185,10 @@ impl Minter {
             jti,
             client_id: req.client_id,
             scope: req.scope.filter(|s| !s.is_empty()),
-            act: req.actor.map(|sub| Act { sub }),
+            act: req.actor.map(|sub| Act {
+                sub,
+                act: req.prior_actor,
+            }),
             claims: req.claims.filter(|c| !c.is_empty()),
         };
         let key = self.key.load();
@@ -228,6 +236,7 @@ mod tests {
                 client_id: Some("billing"),
                 scope: Some("a b"),
                 actor: Some("svc:billing"),
+                prior_actor: None,
                 claims: extra.as_object(),
             })
             .expect("mint");
@@ -269,6 +278,7 @@ mod tests {
                 client_id: None,
                 scope: None,
                 actor: None,
+                prior_actor: None,
                 claims,
             }
         }

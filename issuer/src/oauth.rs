@@ -2,19 +2,37 @@
 //! HTTP plumbing: parse the form, authenticate the client, apply its policy, mint.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
+use serde_json::{Value, json};
 
+use crate::assertion::{self, ReplayCache};
 use crate::clients::{AuthFailure, Client, ClientRegistry};
 use crate::minter::{MintRequest, Minted, Minter};
+use crate::ratelimit::RateLimiter;
+use crate::trusted::TrustedIssuer;
+use crate::{Audience, Clock, Result, Settings};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// The only grant type svctoken answers so far.
+/// The client credentials grant (RFC 6749 section 4.4).
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+/// The token exchange grant (RFC 8693).
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The token type svctoken issues, in token exchange answers.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// Subject token types accepted in a token exchange.
+pub const SUBJECT_TOKEN_TYPES: [&str; 3] = [
+    "urn:ietf:params:oauth:token-type:jwt",
+    "urn:ietf:params:oauth:token-type:access_token",
+    "urn:ietf:params:oauth:token-type:id_token",
+];
+/// The deepest chain of actors a token may carry.
+pub const MAX_ACTOR_DEPTH: usize = 4;
 
 /// An RFC 6749 section 5.2 error code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -35,7 +53,8 @@ pub enum ErrorCode {
     /// Something failed on our side (500).
     ServerError,
     /// The issuer can't mint for this audience right now, e.g. while its signing algorithm
-    /// changes to one the audience can verify (503).
+    /// changes to one the audience can verify (503), or the client is over its rate limit
+    /// (429 with `Retry-After`).
     TemporarilyUnavailable,
 }
 
@@ -74,9 +93,12 @@ pub struct OAuthError {
     /// authenticate: that goes to the log).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_description: Option<String>,
-    /// HTTP status override (413 for a body over the limit).
+    /// HTTP status override (413 for a body over the limit, 429 over the rate limit).
     #[serde(skip)]
     pub status: Option<u16>,
+    /// Seconds for a `Retry-After` header.
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -86,6 +108,7 @@ impl OAuthError {
             error,
             error_description: Some(description.into()),
             status: None,
+            retry_after: None,
         }
     }
 
@@ -121,6 +144,9 @@ pub struct TokenResponse {
     /// Granted scopes, space-separated (absent when none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// For a token exchange: what was issued (RFC 8693 section 2.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// A token request as received: the body and the `Authorization` header.
@@ -134,107 +160,400 @@ pub struct TokenRequest<'a> {
     pub body: &'a [u8],
 }
 
-/// The outcome of a granted request, for the log and the metrics.
+/// The outcome of a granted request, for the log, the metrics and the audit trail.
 #[derive(Debug)]
 pub struct Grant {
     /// The answer to send.
     pub response: TokenResponse,
     /// The authenticated client.
     pub client_id: String,
-    /// What was minted.
+    /// What was minted (`jti`, `kid`, times).
     pub minted: Minted,
-    /// The audience.
+    /// `sub` of the token.
+    pub subject: String,
+    /// `aud` of the token.
     pub audience: String,
+    /// `act` of the token, when a service acts for a user.
+    pub act: Option<Value>,
 }
 
-/// A failed request: the answer, and what the log should know (the client id, if one was
-/// named, and the real reason).
+/// A failed request: the answer, and what the log and audit trail should know (the real
+/// reason never goes to the caller).
 #[derive(Debug)]
 pub struct Refusal {
     /// The answer to send.
     pub error: OAuthError,
     /// The client id the request named, if any.
     pub client_id: Option<String>,
+    /// The subject asked for, if any.
+    pub subject: Option<String>,
+    /// The audience asked for, if any.
+    pub audience: Option<String>,
     /// Why, for the log only.
     pub reason: String,
 }
 
-/// Handles one token request.
-pub fn token(
-    clients: &ClientRegistry,
-    minter: &Minter,
-    audiences: &[crate::Audience],
-    req: &TokenRequest<'_>,
-) -> Result<Grant, Refusal> {
-    let refuse = |error: OAuthError, client_id: Option<&str>, reason: &str| Refusal {
-        reason: reason.to_owned(),
-        client_id: client_id.map(str::to_owned),
-        error,
-    };
-    let form = Form::parse(req).map_err(|e| {
-        let reason = e.to_string();
-        refuse(e, None, &reason)
-    })?;
-
-    let grant_type = form.get("grant_type").ok_or_else(|| {
-        let e = OAuthError::new(ErrorCode::InvalidRequest, "grant_type is required");
-        refuse(e, None, "no grant_type")
-    })?;
-    if grant_type != CLIENT_CREDENTIALS {
-        let e = OAuthError::new(
-            ErrorCode::UnsupportedGrantType,
-            format!("grant_type must be {CLIENT_CREDENTIALS}"),
-        );
-        return Err(refuse(e, None, &format!("grant_type {grant_type:?}")));
+impl Refusal {
+    fn new(error: OAuthError, reason: impl Into<String>) -> Self {
+        Refusal {
+            error,
+            client_id: None,
+            subject: None,
+            audience: None,
+            reason: reason.into(),
+        }
     }
 
-    let (id, secret) =
-        credentials(req.authorization, &form).map_err(|(e, why)| refuse(e, None, &why))?;
-    let client = clients.authenticate(&id, &secret).map_err(|failure| {
-        let why = match failure {
-            AuthFailure::UnknownClient => "unknown client",
-            AuthFailure::WrongSecret => "wrong secret",
-        };
-        refuse(OAuthError::invalid_client(), Some(&id), why)
-    })?;
-    let denied = |e: OAuthError| {
-        let reason = e.to_string();
-        refuse(e, Some(&client.id), &reason)
-    };
+    fn from_error(error: OAuthError) -> Self {
+        let reason = error.to_string();
+        Self::new(error, reason)
+    }
 
-    let audience = choose_audience(client, audiences, form.get("audience")).map_err(denied)?;
-    let scope = grant_scope(client, form.get("scope")).map_err(denied)?;
-    check_algorithm(minter, audiences, audience).map_err(denied)?;
-    let minted = minter
-        .mint(&MintRequest {
-            subject: &client.subject,
-            audience,
-            ttl: client.max_ttl,
-            client_id: Some(&client.id),
-            scope: scope.as_deref(),
-            actor: None,
-            claims: Some(&client.claims),
+    fn client(mut self, id: &str) -> Self {
+        self.client_id = Some(id.to_owned());
+        self
+    }
+}
+
+/// The token endpoint: client authentication, policy, minting.
+pub struct TokenEndpoint {
+    clients: ClientRegistry,
+    minter: Minter,
+    audiences: Vec<Audience>,
+    issuer: String,
+    token_endpoint: String,
+    trusted: Vec<TrustedIssuer>,
+    replay: ReplayCache,
+    limiter: RateLimiter,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for TokenEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenEndpoint")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the client authenticated.
+enum ClientProof<'a> {
+    Secret {
+        id: String,
+        secret: String,
+    },
+    Assertion {
+        id: Option<&'a str>,
+        assertion: &'a str,
+    },
+}
+
+impl TokenEndpoint {
+    /// The endpoint of an issuer with these settings, signing with `minter`.
+    pub fn new(settings: &Settings, minter: Minter, clock: Arc<dyn Clock>) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| crate::Error::Config(format!("HTTP client: {e}")))?;
+        Ok(TokenEndpoint {
+            clients: ClientRegistry::new(settings.clients.clone())?,
+            minter,
+            audiences: settings.audiences.clone(),
+            issuer: settings.issuer.clone(),
+            token_endpoint: settings.token_endpoint(),
+            trusted: settings
+                .trusted_issuers
+                .iter()
+                .map(|t| TrustedIssuer::new(t.clone(), http.clone()))
+                .collect(),
+            replay: ReplayCache::new(100_000),
+            limiter: RateLimiter::new(settings.rate_limit),
+            clock,
         })
-        .map_err(|e| {
-            let error = OAuthError::new(ErrorCode::ServerError, "the token could not be signed");
-            refuse(error, Some(&client.id), &e.to_string())
+    }
+
+    /// The registered clients.
+    pub fn clients(&self) -> &ClientRegistry {
+        &self.clients
+    }
+
+    /// The trusted upstream issuers.
+    pub fn trusted_issuers(&self) -> &[TrustedIssuer] {
+        &self.trusted
+    }
+
+    /// Handles one token request.
+    pub async fn handle(&self, req: &TokenRequest<'_>) -> Result<Grant, Refusal> {
+        let form = Form::parse(req).map_err(Refusal::from_error)?;
+        let grant_type = form.get("grant_type").ok_or_else(|| {
+            Refusal::new(
+                OAuthError::new(ErrorCode::InvalidRequest, "grant_type is required"),
+                "no grant_type",
+            )
         })?;
-    Ok(Grant {
-        response: TokenResponse {
-            access_token: minted.token.clone(),
-            token_type: "Bearer",
-            expires_in: minted.expires_in(),
-            scope,
-        },
-        client_id: client.id.clone(),
-        audience: audience.to_owned(),
-        minted,
-    })
+        if grant_type != CLIENT_CREDENTIALS && grant_type != TOKEN_EXCHANGE {
+            let e = OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                format!("grant_type must be {CLIENT_CREDENTIALS} or {TOKEN_EXCHANGE}"),
+            );
+            return Err(Refusal::new(e, format!("grant_type {grant_type:?}")));
+        }
+        let client = self.authenticate(req.authorization, &form)?;
+        let refuse = |e: OAuthError| {
+            let mut r = Refusal::from_error(e).client(&client.id);
+            r.subject = form.get("subject").map(str::to_owned);
+            r.audience = form.get("audience").map(str::to_owned);
+            r
+        };
+        if let Err(wait) = self.limiter.check(&client.id, self.clock.now()) {
+            let mut e = OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "too many token requests from this client; retry later",
+            );
+            e.status = Some(429);
+            e.retry_after = Some(wait.as_secs().max(1));
+            return Err(refuse(e));
+        }
+        let audience =
+            choose_audience(client, &self.audiences, form.get("audience")).map_err(refuse)?;
+        let scope = grant_scope(client, form.get("scope")).map_err(refuse)?;
+        check_algorithm(&self.minter, &self.audiences, audience).map_err(refuse)?;
+
+        // Whom the token is for, and who acts.
+        let (subject, actor, prior_actor, exchanged) = if grant_type == TOKEN_EXCHANGE {
+            let claims = self.exchange_subject(&form).await.map_err(|(e, why)| {
+                let mut r = refuse(e);
+                r.reason = why;
+                r
+            })?;
+            let user = claims
+                .get("sub")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let prior = claims.get("act").cloned();
+            (user, Some(client.subject.as_str()), prior, true)
+        } else {
+            match form.get("subject") {
+                None => (client.subject.clone(), None, None, false),
+                Some(user) => {
+                    check_subject(user).map_err(refuse)?;
+                    (user.to_owned(), Some(client.subject.as_str()), None, false)
+                }
+            }
+        };
+        if actor.is_some() {
+            if !client.may_act_as(&subject) {
+                let mut r = refuse(OAuthError::new(
+                    ErrorCode::UnauthorizedClient,
+                    "this client may not act on behalf of that subject",
+                ));
+                r.subject = Some(subject.clone());
+                r.reason = format!("act_as does not allow {subject:?}");
+                return Err(r);
+            }
+            if prior_actor
+                .as_ref()
+                .is_some_and(|p| actor_depth(p) >= MAX_ACTOR_DEPTH)
+            {
+                let mut r = refuse(OAuthError::new(
+                    ErrorCode::InvalidRequest,
+                    "the subject_token's chain of actors is too long",
+                ));
+                r.subject = Some(subject.clone());
+                return Err(r);
+            }
+        }
+        let minted = self
+            .minter
+            .mint(&MintRequest {
+                subject: &subject,
+                audience,
+                ttl: client.max_ttl,
+                client_id: Some(&client.id),
+                scope: scope.as_deref(),
+                actor,
+                prior_actor: prior_actor.as_ref(),
+                claims: Some(&client.claims),
+            })
+            .map_err(|e| {
+                let mut r = refuse(OAuthError::new(
+                    ErrorCode::ServerError,
+                    "the token could not be signed",
+                ));
+                r.reason = e.to_string();
+                r
+            })?;
+        let act = actor.map(|sub| match &prior_actor {
+            Some(prior) => json!({"sub": sub, "act": prior}),
+            None => json!({"sub": sub}),
+        });
+        Ok(Grant {
+            response: TokenResponse {
+                access_token: minted.token.clone(),
+                token_type: "Bearer",
+                expires_in: minted.expires_in(),
+                scope,
+                issued_token_type: exchanged.then_some(ACCESS_TOKEN_TYPE),
+            },
+            client_id: client.id.clone(),
+            audience: audience.to_owned(),
+            subject,
+            act,
+            minted,
+        })
+    }
+
+    /// Authenticates the client by secret (Basic or body) or by signed assertion; every
+    /// failure is `invalid_client` (the reason goes to the log and the audit trail).
+    fn authenticate(&self, authorization: Option<&str>, form: &Form) -> Result<&Client, Refusal> {
+        let proof = client_proof(authorization, form).map_err(|(e, why)| Refusal::new(e, why))?;
+        let invalid = |id: Option<&str>, why: &str| {
+            let mut r = Refusal::new(OAuthError::invalid_client(), why);
+            r.client_id = id.map(str::to_owned);
+            r
+        };
+        match proof {
+            ClientProof::Secret { id, secret } => {
+                self.clients.authenticate(&id, &secret).map_err(|failure| {
+                    let why = match failure {
+                        AuthFailure::UnknownClient => "unknown client",
+                        AuthFailure::WrongSecret => "wrong secret",
+                        AuthFailure::NotASecretClient => "a key-registered client sent a secret",
+                    };
+                    invalid(Some(&id), why)
+                })
+            }
+            ClientProof::Assertion { id, assertion } => {
+                let claimed = assertion::claimed_client(assertion);
+                let id = match (id, claimed.as_deref()) {
+                    (Some(given), Some(claimed)) if given != claimed => {
+                        return Err(invalid(
+                            Some(given),
+                            "client_id differs from the assertion's sub",
+                        ));
+                    }
+                    (Some(given), _) => given,
+                    (None, Some(claimed)) => claimed,
+                    (None, None) => return Err(invalid(None, "unreadable client assertion")),
+                };
+                let client = self
+                    .clients
+                    .get(id)
+                    .ok_or_else(|| invalid(Some(id), "unknown client"))?;
+                let audiences = [self.token_endpoint.as_str(), self.issuer.as_str()];
+                assertion::verify(
+                    client,
+                    assertion,
+                    &audiences,
+                    &self.replay,
+                    self.clock.now(),
+                )
+                .map_err(|why| invalid(Some(id), &why))?;
+                Ok(client)
+            }
+        }
+    }
+
+    /// Verifies the `subject_token` of a token exchange against the trusted issuers.
+    async fn exchange_subject(
+        &self,
+        form: &Form,
+    ) -> Result<svctoken_jwks::Claims, (OAuthError, String)> {
+        let bad = |why: String| {
+            (
+                OAuthError::new(
+                    ErrorCode::InvalidRequest,
+                    "the subject_token is not acceptable",
+                ),
+                why,
+            )
+        };
+        let token = form.get("subject_token").ok_or_else(|| {
+            (
+                OAuthError::new(ErrorCode::InvalidRequest, "subject_token is required"),
+                "no subject_token".to_owned(),
+            )
+        })?;
+        match form.get("subject_token_type") {
+            Some(t) if SUBJECT_TOKEN_TYPES.contains(&t) => {}
+            other => {
+                return Err((
+                    OAuthError::new(
+                        ErrorCode::InvalidRequest,
+                        "subject_token_type must be urn:ietf:params:oauth:token-type:jwt (or access_token, id_token)",
+                    ),
+                    format!("subject_token_type {other:?}"),
+                ));
+            }
+        }
+        if let Some(t) = form.get("requested_token_type")
+            && t != ACCESS_TOKEN_TYPE
+            && t != SUBJECT_TOKEN_TYPES[0]
+        {
+            return Err((
+                OAuthError::new(
+                    ErrorCode::InvalidRequest,
+                    "only access tokens (JWTs) are issued",
+                ),
+                format!("requested_token_type {t:?}"),
+            ));
+        }
+        if form.get("actor_token").is_some() {
+            return Err((
+                OAuthError::new(
+                    ErrorCode::InvalidRequest,
+                    "actor_token is not supported: the authenticated client is the actor",
+                ),
+                "actor_token sent".into(),
+            ));
+        }
+        let (header, payload) = svctoken_jwks::dangerous::decode_unverified(token)
+            .map_err(|e| bad(format!("subject_token: {e}")))?;
+        let iss = payload
+            .get("iss")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let trusted = self
+            .trusted
+            .iter()
+            .find(|t| t.issuer() == iss)
+            .ok_or_else(|| bad(format!("subject_token from untrusted issuer {iss:?}")))?;
+        let kid = header.get("kid").and_then(Value::as_str);
+        trusted
+            .verify(token, kid, self.clock.now())
+            .await
+            .map_err(bad)
+    }
+}
+
+fn actor_depth(act: &Value) -> usize {
+    let mut depth = 0;
+    let mut current = Some(act);
+    while let Some(a) = current {
+        depth += 1;
+        current = a.get("act");
+        if depth > MAX_ACTOR_DEPTH {
+            break;
+        }
+    }
+    depth
+}
+
+/// A subject to act for: non-empty, at most 256 characters, no control characters.
+fn check_subject(subject: &str) -> Result<(), OAuthError> {
+    if subject.is_empty() || subject.len() > 256 || subject.chars().any(char::is_control) {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRequest,
+            "subject must be 1 to 256 characters without control characters",
+        ));
+    }
+    Ok(())
 }
 
 fn choose_audience<'a>(
     client: &'a Client,
-    audiences: &[crate::Audience],
+    audiences: &[Audience],
     asked: Option<&str>,
 ) -> Result<&'a str, OAuthError> {
     if client.audiences.is_empty() {
@@ -266,7 +585,7 @@ fn choose_audience<'a>(
 /// key may still be signing for up to one prepare lead.
 fn check_algorithm(
     minter: &Minter,
-    audiences: &[crate::Audience],
+    audiences: &[Audience],
     audience: &str,
 ) -> Result<(), OAuthError> {
     let alg = minter.active_key().algorithm();
@@ -301,6 +620,46 @@ fn grant_scope(client: &Client, asked: Option<&str>) -> Result<Option<String>, O
         }
     };
     Ok((!granted.is_empty()).then(|| granted.join(" ")))
+}
+
+/// How the client authenticates: a JWT assertion (`client_assertion_type` +
+/// `client_assertion`), or a secret; more than one method at once is an error.
+fn client_proof<'a>(
+    authorization: Option<&str>,
+    form: &'a Form,
+) -> Result<ClientProof<'a>, (OAuthError, String)> {
+    match (
+        form.get("client_assertion_type"),
+        form.get("client_assertion"),
+    ) {
+        (None, None) => {
+            let (id, secret) = credentials(authorization, form)?;
+            Ok(ClientProof::Secret { id, secret })
+        }
+        (Some(kind), Some(assertion)) => {
+            if kind != assertion::CLIENT_ASSERTION_TYPE {
+                return Err((
+                    OAuthError::invalid_client(),
+                    format!("client_assertion_type {kind:?}"),
+                ));
+            }
+            if authorization.is_some() || form.get("client_secret").is_some() {
+                let e = OAuthError::new(
+                    ErrorCode::InvalidRequest,
+                    "use one client authentication method, not an assertion and a secret",
+                );
+                return Err((e, "two authentication methods".into()));
+            }
+            Ok(ClientProof::Assertion {
+                id: form.get("client_id"),
+                assertion,
+            })
+        }
+        _ => Err((
+            OAuthError::invalid_client(),
+            "client_assertion and client_assertion_type go together".into(),
+        )),
+    }
 }
 
 /// Client id and secret from `Authorization: Basic` (RFC 6749 section 2.3.1: each part is

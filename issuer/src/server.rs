@@ -91,8 +91,9 @@ async fn discovery(State(issuer): State<Issuer>) -> Response {
         "issuer": s.issuer,
         "jwks_uri": s.jwks_uri(),
         "token_endpoint": s.token_endpoint(),
-        "grant_types_supported": [oauth::CLIENT_CREDENTIALS],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "grant_types_supported": [oauth::CLIENT_CREDENTIALS, oauth::TOKEN_EXCHANGE],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "EdDSA"],
         "response_types_supported": ["token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
@@ -201,17 +202,13 @@ async fn token(
         authorization: text(header::AUTHORIZATION),
         body: &body,
     };
-    match oauth::token(
-        issuer.clients(),
-        issuer.minter(),
-        &issuer.settings().audiences,
-        &request,
-    ) {
+    match issuer.endpoint().handle(&request).await {
         Ok(grant) => {
             issuer.metrics().issued();
             tracing::info!(
-                client_id = %grant.client_id, aud = %grant.audience, jti = %grant.minted.jti,
-                kid = %grant.minted.kid, exp = grant.minted.expires_at, %peer, "token issued"
+                client_id = %grant.client_id, sub = %grant.subject, aud = %grant.audience,
+                jti = %grant.minted.jti, kid = %grant.minted.kid, exp = grant.minted.expires_at,
+                %peer, "token issued"
             );
             let headers = [
                 (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
@@ -242,6 +239,11 @@ fn oauth_error(error: OAuthError) -> Response {
         axum::Json(&error),
     )
         .into_response();
+    if let Some(seconds) = error.retry_after
+        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
     if error.error == ErrorCode::InvalidClient {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,

@@ -108,6 +108,13 @@ impl Jwk {
         }
     }
 
+    /// Checks that this is a usable public key (known type and curve, members of the right
+    /// sizes, no private members) and returns the algorithm it is pinned to.
+    pub fn validate(&self) -> Result<Algorithm> {
+        self.public_key()?;
+        self.algorithm()
+    }
+
     /// Decodes and size-checks the key material.
     pub(crate) fn public_key(&self) -> Result<PublicKey> {
         if self.other.contains_key("d") {

@@ -18,8 +18,8 @@ pub type Claims = Map<String, Value>;
 pub struct Validation {
     /// The exact `iss` expected (compared byte for byte).
     pub issuer: String,
-    /// An audience that `aud` (a string or an array) must contain.
-    pub audience: String,
+    /// Audiences accepted: `aud` (a string or an array) must contain one of them.
+    pub audiences: Vec<String>,
     /// Tolerated clock difference on `exp`, `nbf` and `iat`. Default 5 s (as Convex).
     pub leeway: Duration,
     /// Algorithms accepted at all; a key pinned to another algorithm is not used. Default: all.
@@ -27,11 +27,17 @@ pub struct Validation {
 }
 
 impl Validation {
+    /// Also accepts `audience`.
+    pub fn or_audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
     /// Expects `issuer` and `audience`, with the defaults above.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         Validation {
             issuer: issuer.into(),
-            audience: audience.into(),
+            audiences: vec![audience.into()],
             leeway: Duration::from_secs(5),
             algorithms: Algorithm::ALL.to_vec(),
         }
@@ -138,9 +144,10 @@ impl Verifier {
                 Some(_) => Error::WrongIssuer,
             });
         }
+        let accepted = |aud: &str| v.audiences.iter().any(|a| a == aud);
         let audience_ok = match claims.get("aud") {
-            Some(Value::String(aud)) => *aud == v.audience,
-            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(&v.audience)),
+            Some(Value::String(aud)) => accepted(aud),
+            Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(accepted),
             _ => return Err(Error::MissingClaim("aud")),
         };
         if !audience_ok {
@@ -256,6 +263,17 @@ mod tests {
             Err(Error::WrongAudience)
         ));
         assert!(with(json!({"aud": ["other", "convex"]})).is_ok());
+        let either = Verifier::new(
+            &Jwks {
+                keys: vec![key.public_jwk().clone()],
+            },
+            Validation::new(ISS, "a").or_audience("convex"),
+        );
+        assert!(
+            either
+                .verify(&key.sign_jwt(&claims()).expect("sign"), at(NOW))
+                .is_ok()
+        );
         assert!(matches!(
             with(json!({"aud": null})),
             Err(Error::MissingClaim("aud"))
