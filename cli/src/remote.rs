@@ -31,6 +31,12 @@ pub(crate) struct TokenArgs {
     /// Send the secret in the form body (client_secret_post) instead of Basic.
     #[arg(long)]
     client_secret_post: bool,
+    /// Authenticate with this PKCS#8 PEM private key (private_key_jwt) instead of a secret.
+    #[arg(long, conflicts_with_all = ["client_secret_file", "client_secret_post"])]
+    private_key: Option<PathBuf>,
+    /// Act on behalf of this subject (the client's act_as policy must allow it).
+    #[arg(long)]
+    subject: Option<String>,
 }
 
 /// Which kind of Convex function.
@@ -46,6 +52,24 @@ pub(crate) enum FunctionKind {
 
 impl TokenArgs {
     fn source(&self) -> Result<ClientCredentials> {
+        let endpoint = Endpoint::Issuer(self.issuer.trim_end_matches('/').to_owned());
+        let mut source = match &self.private_key {
+            Some(key) => ClientCredentials::from_key_file(endpoint, &self.client_id, key)?,
+            None => self.secret_source(endpoint)?,
+        };
+        if let Some(a) = &self.audience {
+            source = source.audience(a);
+        }
+        if let Some(s) = &self.scope {
+            source = source.scope(s);
+        }
+        if let Some(s) = &self.subject {
+            source = source.subject(s);
+        }
+        Ok(source)
+    }
+
+    fn secret_source(&self, endpoint: Endpoint) -> Result<ClientCredentials> {
         let secret = match &self.client_secret_file {
             Some(path) => Zeroizing::new(
                 std::fs::read_to_string(path)
@@ -62,17 +86,7 @@ impl TokenArgs {
         if secret.is_empty() {
             bail!("the client secret is empty");
         }
-        let mut source = ClientCredentials::new(
-            Endpoint::Issuer(self.issuer.trim_end_matches('/').to_owned()),
-            &self.client_id,
-            secret.as_str(),
-        );
-        if let Some(a) = &self.audience {
-            source = source.audience(a);
-        }
-        if let Some(s) = &self.scope {
-            source = source.scope(s);
-        }
+        let mut source = ClientCredentials::new(endpoint, &self.client_id, secret.as_str());
         if self.client_secret_post {
             source = source.auth_method(AuthMethod::ClientSecretPost);
         }

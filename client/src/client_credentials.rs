@@ -3,9 +3,15 @@
 
 use std::time::Duration;
 
+use std::path::Path;
+
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ring::rand::{SecureRandom as _, SystemRandom};
 use serde::Deserialize;
+use serde_json::json;
+use svctoken_issuer::{CLIENT_ASSERTION_TYPE, Clock as _, SystemClock};
+use svctoken_jwks::SigningKey;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 use zeroize::Zeroizing;
@@ -16,7 +22,7 @@ use crate::{Error, FetchedToken, Result};
 /// The lifetime assumed when a token endpoint omits `expires_in` (svctoken's default).
 pub const ASSUMED_LIFETIME: Duration = Duration::from_secs(300);
 
-/// How the client authenticates to the token endpoint.
+/// How a secret is sent to the token endpoint.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AuthMethod {
     /// `Authorization: Basic` (RFC 6749 section 2.3.1). The default.
@@ -25,6 +31,16 @@ pub enum AuthMethod {
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
 }
+
+/// What proves the client's identity.
+enum Credential {
+    Secret(Zeroizing<String>),
+    /// `private_key_jwt` (RFC 7523 section 2.2): a fresh signed assertion per request.
+    Key(SigningKey),
+}
+
+/// Lifetime of each `private_key_jwt` assertion.
+pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(60);
 
 /// Where the token endpoint is.
 #[derive(Clone, Debug)]
@@ -41,10 +57,11 @@ pub struct ClientCredentials {
     endpoint: Endpoint,
     discovered: OnceCell<String>,
     client_id: String,
-    client_secret: Zeroizing<String>,
+    credential: Credential,
     method: AuthMethod,
     audience: Option<String>,
     scope: Option<String>,
+    subject: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -74,6 +91,36 @@ impl ClientCredentials {
         client_id: impl Into<String>,
         client_secret: impl Into<String>,
     ) -> Self {
+        let secret = Credential::Secret(Zeroizing::new(client_secret.into()));
+        Self::with_credential(endpoint, client_id.into(), secret)
+    }
+
+    /// A source for a client registered with a public key: each request carries an assertion
+    /// signed with `key` (`private_key_jwt`); no secret exists anywhere.
+    pub fn with_private_key(
+        endpoint: Endpoint,
+        client_id: impl Into<String>,
+        key: SigningKey,
+    ) -> Self {
+        Self::with_credential(endpoint, client_id.into(), Credential::Key(key))
+    }
+
+    /// Like [`ClientCredentials::with_private_key`], with the PKCS#8 PEM key in `path`.
+    pub fn from_key_file(
+        endpoint: Endpoint,
+        client_id: impl Into<String>,
+        path: impl AsRef<Path>,
+    ) -> Result<Self> {
+        let path = path.as_ref();
+        let pem = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(format!("reading the private key {}: {e}", path.display()))
+        })?);
+        let key = SigningKey::from_pkcs8_pem(&pem)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        Ok(Self::with_private_key(endpoint, client_id, key))
+    }
+
+    fn with_credential(endpoint: Endpoint, client_id: String, credential: Credential) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -82,12 +129,21 @@ impl ClientCredentials {
             http,
             endpoint,
             discovered: OnceCell::new(),
-            client_id: client_id.into(),
-            client_secret: Zeroizing::new(client_secret.into()),
+            client_id,
+            credential,
             method: AuthMethod::default(),
             audience: None,
             scope: None,
+            subject: None,
         }
+    }
+
+    /// Acts on behalf of `subject` (the issuer's `act_as` policy must allow it): the tokens'
+    /// `sub` is the user and `act.sub` this client's subject. Default: the client itself. Use
+    /// one source (and cache) per subject.
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
     }
 
     /// The `audience` parameter. Default none (an svctoken issuer then uses the client's only
@@ -103,7 +159,7 @@ impl ClientCredentials {
         self
     }
 
-    /// The authentication method. Default `client_secret_basic`.
+    /// How a secret is sent. Default `client_secret_basic`; ignored for key clients.
     pub fn auth_method(mut self, method: AuthMethod) -> Self {
         self.method = method;
         self
@@ -160,23 +216,30 @@ impl ClientCredentials {
         if let Some(s) = &self.scope {
             form.push(("scope", s));
         }
+        if let Some(s) = &self.subject {
+            form.push(("subject", s));
+        }
         let mut request = self.http.post(endpoint);
-        match self.method {
-            AuthMethod::ClientSecretBasic => {
+        let assertion;
+        match (&self.credential, self.method) {
+            (Credential::Secret(secret), AuthMethod::ClientSecretBasic) => {
                 // RFC 6749 section 2.3.1: each part is form-urlencoded before base64.
                 let encode =
                     |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-                let pair = Zeroizing::new(format!(
-                    "{}:{}",
-                    encode(&self.client_id),
-                    encode(&self.client_secret)
-                ));
+                let pair =
+                    Zeroizing::new(format!("{}:{}", encode(&self.client_id), encode(secret)));
                 let header = Zeroizing::new(format!("Basic {}", STANDARD.encode(pair.as_bytes())));
                 request = request.header(reqwest::header::AUTHORIZATION, header.as_str());
             }
-            AuthMethod::ClientSecretPost => {
+            (Credential::Secret(secret), AuthMethod::ClientSecretPost) => {
                 form.push(("client_id", &self.client_id));
-                form.push(("client_secret", &self.client_secret));
+                form.push(("client_secret", secret));
+            }
+            (Credential::Key(key), _) => {
+                assertion = self.assertion(key, endpoint)?;
+                form.push(("client_id", &self.client_id));
+                form.push(("client_assertion_type", CLIENT_ASSERTION_TYPE));
+                form.push(("client_assertion", &assertion));
             }
         }
         let requested_at = Instant::now();
@@ -215,6 +278,28 @@ impl ClientCredentials {
     }
 }
 
+impl ClientCredentials {
+    /// A one-minute assertion for the token endpoint: `iss` = `sub` = client id, `aud` = the
+    /// token endpoint URL, a random `jti` (the issuer refuses any replay).
+    fn assertion(&self, key: &SigningKey, endpoint: &str) -> Result<String> {
+        let mut jti = [0u8; 16];
+        SystemRandom::new()
+            .fill(&mut jti)
+            .map_err(|_| Error::Mint("no randomness for the assertion jti".into()))?;
+        let now = SystemClock.unix_secs();
+        let claims = json!({
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": endpoint,
+            "iat": now,
+            "exp": now + ASSERTION_LIFETIME.as_secs(),
+            "jti": URL_SAFE_NO_PAD.encode(jti),
+        });
+        key.sign_jwt(&claims)
+            .map_err(|e| Error::Mint(format!("signing the client assertion: {e}")))
+    }
+}
+
 impl TokenSource for ClientCredentials {
     fn fetch(&self) -> FetchFuture<'_> {
         Box::pin(self.request())
@@ -227,6 +312,7 @@ impl std::fmt::Debug for ClientCredentials {
             .field("endpoint", &self.endpoint)
             .field("client_id", &self.client_id)
             .field("method", &self.method)
+            .field("subject", &self.subject)
             .finish_non_exhaustive()
     }
 }

@@ -43,7 +43,9 @@ mod values;
 
 pub use bearer::{Bearer, BearerLayer, BoxError};
 pub use cache::{CacheConfig, TokenCache};
-pub use client_credentials::{ASSUMED_LIFETIME, AuthMethod, ClientCredentials, Endpoint};
+pub use client_credentials::{
+    ASSERTION_LIFETIME, ASSUMED_LIFETIME, AuthMethod, ClientCredentials, Endpoint,
+};
 pub use convex::{CONVEX_CLIENT, ConvexClient, DEFAULT_TIMEOUT};
 pub use error::{Error, Result};
 pub use source::{FetchFuture, MinterSource, StaticToken, TokenSource};

@@ -34,6 +34,20 @@ pub fn worker_client(extra: &str) -> String {
     )
 }
 
+/// A `[[clients]]` block for a client `id` registered with `key`'s public half
+/// (`private_key_jwt`), with extra TOML lines.
+pub fn key_client(id: &str, key: &svctoken_jwks::SigningKey, extra: &str) -> String {
+    let jwk = key.public_jwk();
+    let members: Vec<String> = ["kty", "kid", "use", "alg", "crv", "n", "e", "x", "y"]
+        .iter()
+        .filter_map(|name| jwk.member(name).map(|v| format!("{name} = {v:?}")))
+        .collect();
+    format!(
+        "[[clients]]\nid = \"{id}\"\njwks = [{{ {} }}]\n{extra}\n",
+        members.join(", ")
+    )
+}
+
 /// Starts an issuer whose configuration is `config` (TOML; `issuer` is set to its address),
 /// over `store`, with `clock`.
 pub async fn spawn_issuer_with(

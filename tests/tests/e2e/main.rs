@@ -7,6 +7,7 @@ mod cache;
 mod client;
 mod convex;
 mod convex_client;
+mod delegation;
 mod http;
 mod interop;
 mod rotation;
