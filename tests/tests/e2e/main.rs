@@ -8,6 +8,7 @@ mod client;
 mod convex;
 mod convex_client;
 mod delegation;
+mod exchange;
 mod http;
 mod interop;
 mod rotation;
