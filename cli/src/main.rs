@@ -86,6 +86,9 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Check the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Fetch an access token from an issuer as a client and print it (for curl and scripts).
     #[command(
         after_help = "Examples:\n  SVCTOKEN_CLIENT_SECRET=sts_... svctoken token --issuer https://auth.example.com --client-id billing-worker\n  curl -H \"Authorization: Bearer $(svctoken token --issuer http://127.0.0.1:8080 --client-id dev --client-secret-file svctoken-data/dev-client-secret)\" ..."
@@ -133,6 +136,17 @@ enum ClientsCommand {
         after_help = "Examples:\n  svctoken clients add --id billing-worker --audience convex --scope billing:write"
     )]
     Add(clients::AddArgs),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify a hash-chained audit file: every line, its chain, and its head file. Names the
+    /// first broken line and exits non-zero when the file was edited, truncated or reordered.
+    #[command(after_help = "Examples:\n  svctoken audit verify ./svctoken-data/audit.log")]
+    Verify {
+        /// The audit file (its `<file>.head` sidecar is read too).
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -189,6 +203,7 @@ fn run(command: Command) -> Result<()> {
             data_uri,
             config,
         } => convex_config(audience.as_deref(), data_uri, &config),
+        Command::Audit(AuditCommand::Verify { file }) => audit_verify(&file),
         Command::Token(args) => remote::token(&args),
         Command::Call {
             deployment,
@@ -340,6 +355,27 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
+}
+
+fn audit_verify(file: &Path) -> Result<()> {
+    match svctoken_issuer::audit::verify_chain(file) {
+        Ok(report) => {
+            println!(
+                "{}: intact, {} lines, head {}",
+                file.display(),
+                report.lines,
+                report.head
+            );
+            Ok(())
+        }
+        Err(broken) if broken.line == 0 => bail!("{}: {}", file.display(), broken.reason),
+        Err(broken) => bail!(
+            "{}: broken at line {}: {}",
+            file.display(),
+            broken.line,
+            broken.reason
+        ),
+    }
 }
 
 fn time(secs: u64) -> String {

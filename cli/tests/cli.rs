@@ -760,3 +760,140 @@ async fn token_and_call_from_the_command_line() {
     assert!(err.contains("SVCTOKEN_CLIENT_SECRET"), "{err}");
     server.stop();
 }
+
+/// The secretless flow from the command line: register a client by its key, then fetch a
+/// token acting for a user with `--private-key` and `--subject`.
+#[test]
+fn secretless_client_acting_for_a_user_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = svctoken_jwks::SigningKey::generate(svctoken_jwks::Algorithm::EdDSA).expect("key");
+    let key_path = dir.path().join("worker.pem");
+    std::fs::write(
+        &key_path,
+        svctoken_jwks::dangerous::export_pkcs8_pem(&key).as_bytes(),
+    )
+    .expect("write");
+    let key_arg = key_path.to_str().expect("utf-8");
+    let out = ok(&svctoken(
+        dir.path(),
+        &[
+            "clients",
+            "add",
+            "--id",
+            "billing-worker",
+            "--jwk-file",
+            key_arg,
+            "--act-as",
+            "user:*",
+        ],
+    ));
+    assert!(!out.contains("sts_"), "no secret is made for a key client");
+    assert!(!out.contains("PRIVATE"), "only the public key is printed");
+    let block = &out[out.find("[[clients]]").expect("block")..];
+    assert!(block.contains(key.kid()), "{block}");
+    let config = format!(
+        "data_dir = \"{}\"\n[keys]\nalgorithm = \"ES256\"\n{block}",
+        dir.path().join("data").display()
+    );
+    std::fs::write(dir.path().join("svctoken.toml"), config).expect("write");
+    let server = Server::start(
+        dir.path(),
+        &["--config", "svctoken.toml", "--listen", "127.0.0.1:0"],
+        false,
+    );
+    let issuer = server.issuer();
+    let token = ok(&svctoken(
+        dir.path(),
+        &[
+            "token",
+            "--issuer",
+            &issuer,
+            "--client-id",
+            "billing-worker",
+            "--private-key",
+            key_arg,
+            "--subject",
+            "user:42",
+        ],
+    ));
+    let claims = verify_served(&issuer, token.trim(), "convex");
+    assert_eq!(claims["sub"], "user:42");
+    assert_eq!(
+        claims["act"],
+        serde_json::json!({"sub": "svc:billing-worker"})
+    );
+    let err = fails(&svctoken(
+        dir.path(),
+        &[
+            "token",
+            "--issuer",
+            &issuer,
+            "--client-id",
+            "billing-worker",
+            "--private-key",
+            key_arg,
+            "--subject",
+            "admin:1",
+        ],
+    ));
+    assert!(err.contains("unauthorized_client"), "{err}");
+    server.stop();
+}
+
+/// The issuer writes a hash-chained audit file; `svctoken audit verify` accepts it intact and
+/// names the first broken line once a line is edited or the end is cut off.
+#[test]
+fn audit_file_is_chained_and_tampering_is_named_by_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &["--listen", "127.0.0.1:0"], true);
+    let issuer = server.issuer();
+    let secret = std::fs::read_to_string(dir.path().join("svctoken-data/dev-client-secret"))
+        .expect("secret");
+    let secret = secret.trim();
+    assert_eq!(fetch_token(&issuer, "dev", secret, None).0, 200);
+    assert_eq!(fetch_token(&issuer, "dev", "sts_wrong", None).0, 401);
+    let (status, token) = fetch_token(&issuer, "dev", secret, None);
+    assert_eq!(status, 200);
+    assert_eq!(fetch_token(&issuer, "nobody", "x", None).0, 401);
+    server.stop();
+
+    let log = dir.path().join("svctoken-data/audit.log");
+    let text = std::fs::read_to_string(&log).expect("audit file");
+    assert_eq!(text.lines().count(), 4, "one line per request:\n{text}");
+    assert!(!text.contains(secret) && !text.contains(token["access_token"].as_str().expect("t")));
+    let mode = std::fs::metadata(&log).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let out = ok(&svctoken(
+        dir.path(),
+        &["audit", "verify", "svctoken-data/audit.log"],
+    ));
+    assert!(out.contains("intact, 4 lines"), "{out}");
+
+    // Edit line 2 (turn the refusal into an issuance): detected at line 2.
+    let edited: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 1 {
+                l.replace("\"refused\"", "\"issued\"")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(&log, format!("{}\n", edited.join("\n"))).expect("write");
+    let err = fails(&svctoken(
+        dir.path(),
+        &["audit", "verify", "svctoken-data/audit.log"],
+    ));
+    assert!(err.contains("broken at line 2"), "{err}");
+
+    // Cut the last line off: the head file says four lines existed.
+    let cut: Vec<&str> = text.lines().take(3).collect();
+    std::fs::write(&log, format!("{}\n", cut.join("\n"))).expect("write");
+    let err = fails(&svctoken(
+        dir.path(),
+        &["audit", "verify", "svctoken-data/audit.log"],
+    ));
+    assert!(err.contains("broken at line 4"), "{err}");
+}

@@ -36,7 +36,7 @@ pub enum AuthMethod {
 enum Credential {
     Secret(Zeroizing<String>),
     /// `private_key_jwt` (RFC 7523 section 2.2): a fresh signed assertion per request.
-    Key(SigningKey),
+    Key(Box<SigningKey>),
 }
 
 /// Lifetime of each `private_key_jwt` assertion.
@@ -102,7 +102,7 @@ impl ClientCredentials {
         client_id: impl Into<String>,
         key: SigningKey,
     ) -> Self {
-        Self::with_credential(endpoint, client_id.into(), Credential::Key(key))
+        Self::with_credential(endpoint, client_id.into(), Credential::Key(Box::new(key)))
     }
 
     /// Like [`ClientCredentials::with_private_key`], with the PKCS#8 PEM key in `path`.

@@ -47,6 +47,23 @@ pub struct ConfigFile {
     /// Per-client rate limit of the token endpoint.
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
+    /// The audit trail.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: where every mint and refusal is recorded.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Also write each event as a JSON line to stdout. Default false.
+    #[serde(default)]
+    pub stdout: bool,
+    /// The hash-chained audit file. Default `<data_dir>/audit.log`; `""` turns it off.
+    pub file: Option<PathBuf>,
+    /// Refuse to hand out a token whose issuance could not be recorded. Default false.
+    #[serde(default)]
+    pub fail_closed: bool,
 }
 
 /// `[[trusted_issuers]]`: an issuer of user tokens (for example the app's own auth provider).
@@ -193,6 +210,8 @@ pub struct Settings {
     pub trusted_issuers: Vec<TrustedIssuerConfig>,
     /// Per-client rate limit.
     pub rate_limit: RateLimitConfig,
+    /// The audit trail, with `file` resolved (`None`: no file).
+    pub audit: AuditConfig,
     /// True when no configuration file was given (the embedded default).
     pub embedded_default: bool,
 }
@@ -301,20 +320,29 @@ impl Settings {
         for a in &audiences {
             a.check_algorithm(schedule.algorithm)?;
         }
+        let data_dir: PathBuf = overrides
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
         Ok(Settings {
             issuer,
             issuer_follows_listen,
             listen,
-            data_dir: overrides
-                .data_dir
-                .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            data_dir: data_dir.clone(),
             schedule,
             audiences,
             clients,
             trusted_issuers: file.trusted_issuers,
             rate_limit: file.rate_limit,
+            audit: AuditConfig {
+                file: match file.audit.file {
+                    None => Some(data_dir.join("audit.log")),
+                    Some(path) if path.as_os_str().is_empty() => None,
+                    Some(path) => Some(path),
+                },
+                ..file.audit
+            },
             embedded_default: false,
         })
     }
@@ -516,6 +544,44 @@ mod tests {
         assert_eq!(s.schedule.max_token_lifetime, Duration::from_secs(600));
         assert_eq!(s.clients[0].claims["team"], "payments");
         assert_eq!(s.clients[0].max_ttl, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn key_clients_from_a_file_beside_the_configuration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = svctoken_jwks::SigningKey::generate(Algorithm::EdDSA).expect("key");
+        let jwks = serde_json::json!({"keys": [key.public_jwk()]});
+        std::fs::write(dir.path().join("worker.jwks.json"), jwks.to_string()).expect("write");
+        let config = dir.path().join("svctoken.toml");
+        std::fs::write(
+            &config,
+            "[audit]\nfile = \"\"\n[[clients]]\nid = \"w\"\njwks_file = \"worker.jwks.json\"\nact_as = [\"user:*\"]\n",
+        )
+        .expect("write");
+        let s = Settings::load(Some(&config), &Overrides::default()).expect("valid");
+        match &s.clients[0].auth {
+            ClientAuth::Keys(set) => assert_eq!(set.keys[0].kid.as_deref(), Some(key.kid())),
+            other => panic!("{other:?}"),
+        }
+        assert!(s.clients[0].may_act_as("user:7"));
+        assert!(
+            s.audit.file.is_none(),
+            "an empty file name turns the file off"
+        );
+        let both = format!("[[clients]]\nid = \"w\"\nsecret_sha256 = \"{HASH}\"\njwks = []\n");
+        assert!(
+            load(&both)
+                .expect_err("both")
+                .to_string()
+                .contains("not both")
+        );
+        let neither = "[[clients]]\nid = \"w\"\n";
+        assert!(
+            load(neither)
+                .expect_err("neither")
+                .to_string()
+                .contains("needs secret_sha256")
+        );
     }
 
     #[test]

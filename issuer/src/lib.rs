@@ -6,10 +6,13 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use svctoken_issuer::{Issuer, MemoryStore, MintRequest, Overrides, Settings, SystemClock};
+//! use svctoken_issuer::{FileStore, Issuer, MintRequest, Overrides, Settings, SystemClock};
 //!
-//! let settings = Settings::from_toml(r#"issuer = "https://auth.example.com""#, &Overrides::default())?;
-//! let issuer = Issuer::open(settings, Arc::new(MemoryStore::new()), Arc::new(SystemClock))?;
+//! let dir = tempfile::tempdir()?;
+//! let overrides = Overrides { data_dir: Some(dir.path().into()), ..Overrides::default() };
+//! let settings = Settings::from_toml(r#"issuer = "https://auth.example.com""#, &overrides)?;
+//! let store = Arc::new(FileStore::open(&settings.data_dir)?);
+//! let issuer = Issuer::open(settings, store, Arc::new(SystemClock))?;
 //! let minted = issuer.minter().mint(&MintRequest {
 //!     subject: "svc:nightly-report",
 //!     audience: "convex",
@@ -21,7 +24,7 @@
 //!     claims: None,
 //! })?;
 //! assert_eq!(minted.expires_in(), 300);
-//! # Ok::<(), svctoken_issuer::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Layout
@@ -38,6 +41,7 @@
 
 mod assertion;
 mod audience;
+pub mod audit;
 mod clients;
 mod clock;
 mod config;
@@ -56,15 +60,18 @@ use std::sync::Arc;
 
 pub use assertion::{CLIENT_ASSERTION_TYPE, MAX_ASSERTION_LIFETIME, ReplayCache};
 pub use audience::{Audience, Profile};
+pub use audit::Auditor;
 pub use clients::{
     Client, ClientAuth, ClientRegistry, SECRET_PREFIX, SecretHash, generate_secret, glob_match,
 };
 pub use clock::{Clock, MockClock, SystemClock, from_unix_secs, unix_secs};
 pub use config::{
+    AuditConfig, RateLimitConfig, TrustedIssuerConfig, read_jwks_file, validate_client_id,
+};
+pub use config::{
     DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_TTL, MAX_TTL_LIMIT, Overrides, Settings,
     parse_duration, validate_issuer,
 };
-pub use config::{RateLimitConfig, TrustedIssuerConfig, read_jwks_file, validate_client_id};
 pub use error::{Error, Result};
 pub use keyring::{KeyRing, Published, RenderedJwks, copy_valid_until};
 pub use metrics::Metrics;
@@ -87,6 +94,7 @@ struct Inner {
     keys: KeyRing,
     minter: Minter,
     endpoint: TokenEndpoint,
+    auditor: Auditor,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
 }
@@ -98,6 +106,18 @@ impl Issuer {
         settings: Settings,
         store: Arc<dyn KeyStore>,
         clock: Arc<dyn Clock>,
+    ) -> Result<Issuer> {
+        let auditor = audit_from(&settings.audit)?;
+        Self::open_with_auditor(settings, store, clock, auditor)
+    }
+
+    /// Like [`Issuer::open`], recording the audit trail with `auditor` instead of the sinks the
+    /// settings name.
+    pub fn open_with_auditor(
+        settings: Settings,
+        store: Arc<dyn KeyStore>,
+        clock: Arc<dyn Clock>,
+        auditor: Auditor,
     ) -> Result<Issuer> {
         let keys = KeyRing::open(
             store,
@@ -113,6 +133,7 @@ impl Issuer {
                 keys,
                 minter,
                 endpoint,
+                auditor,
                 metrics: Metrics::default(),
                 clock,
             }),
@@ -144,6 +165,11 @@ impl Issuer {
         &self.inner.endpoint
     }
 
+    /// The audit trail.
+    pub fn auditor(&self) -> &Auditor {
+        &self.inner.auditor
+    }
+
     /// The counters.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
@@ -166,4 +192,19 @@ impl Issuer {
         }
         Ok(())
     }
+}
+
+/// The auditor the settings describe: the chained file (created 0600 beside the keys by
+/// default) and, if asked, stdout.
+fn audit_from(config: &AuditConfig) -> Result<Auditor> {
+    let mut sinks: Vec<Box<dyn audit::AuditSink>> = Vec::new();
+    if let Some(path) = &config.file {
+        let file = audit::ChainedFile::open(path)
+            .map_err(|e| Error::Config(format!("audit file: {e}")))?;
+        sinks.push(Box::new(file));
+    }
+    if config.stdout {
+        sinks.push(Box::new(audit::StdoutSink));
+    }
+    Ok(Auditor::new(sinks, config.fail_closed))
 }

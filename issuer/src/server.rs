@@ -15,7 +15,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::Issuer;
-use crate::oauth::{self, BODY_LIMIT, ErrorCode, OAuthError, TokenRequest};
+use crate::audit::{Actor, AuditEvent};
+use crate::oauth::{self, BODY_LIMIT, ErrorCode, Grant, OAuthError, Refusal, TokenRequest};
 
 /// How often the server runs the key lifecycle (and picks up `svctoken keys revoke`).
 pub const LIFECYCLE_INTERVAL: Duration = Duration::from_secs(5);
@@ -187,9 +188,14 @@ async fn token(
                 ),
             );
             error.status = Some(rejection.status().as_u16());
-            tracing::info!(%peer, reason = %rejection, "token request refused");
-            issuer.metrics().refused(error.error);
-            return oauth_error(error);
+            let refusal = Refusal {
+                error,
+                client_id: None,
+                subject: None,
+                audience: None,
+                reason: rejection.to_string(),
+            };
+            return refuse(&issuer, refusal, peer).await;
         }
     };
     let text = |name| {
@@ -203,27 +209,75 @@ async fn token(
         body: &body,
     };
     match issuer.endpoint().handle(&request).await {
-        Ok(grant) => {
-            issuer.metrics().issued();
-            tracing::info!(
-                client_id = %grant.client_id, sub = %grant.subject, aud = %grant.audience,
-                jti = %grant.minted.jti, kid = %grant.minted.kid, exp = grant.minted.expires_at,
-                %peer, "token issued"
-            );
-            let headers = [
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-                (header::PRAGMA, HeaderValue::from_static("no-cache")),
-            ];
-            (headers, axum::Json(grant.response)).into_response()
-        }
-        Err(refusal) => {
-            issuer.metrics().refused(refusal.error.error);
-            tracing::info!(
-                client_id = refusal.client_id.as_deref().unwrap_or("-"), error = refusal.error.error.as_str(),
-                reason = %refusal.reason, %peer, "token request refused"
-            );
-            oauth_error(refusal.error)
-        }
+        Ok(grant) => issue(&issuer, grant, peer).await,
+        Err(refusal) => refuse(&issuer, refusal, peer).await,
+    }
+}
+
+/// Records the issuance, then hands the token out; when the audit trail is fail-closed and
+/// can't record it, the token is withheld.
+async fn issue(issuer: &Issuer, grant: Grant, peer: String) -> Response {
+    tracing::info!(
+        client_id = %grant.client_id, sub = %grant.subject, aud = %grant.audience,
+        jti = %grant.minted.jti, kid = %grant.minted.kid, exp = grant.minted.expires_at,
+        %peer, "token issued"
+    );
+    let event = AuditEvent {
+        client_id: Some(grant.client_id.clone()),
+        sub: Some(grant.subject.clone()),
+        aud: Some(grant.audience.clone()),
+        act: grant.act.as_ref().and_then(Actor::from_claim),
+        scope: grant.response.scope.clone(),
+        jti: Some(grant.minted.jti.clone()),
+        kid: Some(grant.minted.kid.clone()),
+        exp: Some(grant.minted.expires_at),
+        peer: Some(peer),
+        ..AuditEvent::issued(issuer.clock().unix_secs())
+    };
+    if record(issuer, event).await.is_err() {
+        issuer.metrics().refused(ErrorCode::ServerError);
+        return oauth_error(OAuthError::new(
+            ErrorCode::ServerError,
+            "the issuance could not be recorded",
+        ));
+    }
+    issuer.metrics().issued();
+    let headers = [
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (header::PRAGMA, HeaderValue::from_static("no-cache")),
+    ];
+    (headers, axum::Json(grant.response)).into_response()
+}
+
+async fn refuse(issuer: &Issuer, refusal: Refusal, peer: String) -> Response {
+    issuer.metrics().refused(refusal.error.error);
+    tracing::info!(
+        client_id = refusal.client_id.as_deref().unwrap_or("-"),
+        error = refusal.error.error.as_str(), reason = %refusal.reason, %peer,
+        "token request refused"
+    );
+    let event = AuditEvent {
+        client_id: refusal.client_id,
+        sub: refusal.subject,
+        aud: refusal.audience,
+        peer: Some(peer),
+        ..AuditEvent::refused(
+            issuer.clock().unix_secs(),
+            refusal.error.error.as_str(),
+            refusal.reason,
+        )
+    };
+    // A refusal is answered whatever the trail says; a failure is logged and counted there.
+    let _ = record(issuer, event).await;
+    oauth_error(refusal.error)
+}
+
+/// Records off the executor (the chained file syncs to disk). Err only when fail-closed.
+async fn record(issuer: &Issuer, event: AuditEvent) -> Result<(), ()> {
+    let auditor = issuer.auditor().clone();
+    match tokio::task::spawn_blocking(move || auditor.record(&event)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
     }
 }
 

@@ -4,7 +4,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::Value;
-use svctoken_issuer::{Clock, Issuer, KeyStore, MemoryStore, Overrides, SecretHash, Settings};
+use svctoken_issuer::audit::{AuditEvent, MemorySink};
+use svctoken_issuer::{
+    Auditor, Clock, Issuer, KeyStore, MemoryStore, Overrides, SecretHash, Settings,
+};
 use tokio::sync::oneshot;
 
 use crate::convex::{ConvexAuth, Now, Provider};
@@ -22,6 +25,7 @@ pub struct TestIssuer {
     pub url: String,
     /// The HTTP client tests use.
     pub http: reqwest::Client,
+    audit: Arc<MemorySink>,
     stop: Option<oneshot::Sender<()>>,
     stopped: Option<oneshot::Receiver<()>>,
 }
@@ -74,10 +78,15 @@ pub async fn spawn_issuer_at(
         ..Overrides::default()
     };
     let settings = Settings::from_toml(config, &overrides).expect("test configuration is valid");
-    let issuer = tokio::task::spawn_blocking(move || Issuer::open(settings, store, clock))
-        .await
-        .expect("join")
-        .expect("issuer opens");
+    // Every event goes to memory, where tests can count and read them.
+    let audit = Arc::new(MemorySink::new());
+    let auditor = Auditor::new(vec![Box::new(audit.clone())], true);
+    let issuer = tokio::task::spawn_blocking(move || {
+        Issuer::open_with_auditor(settings, store, clock, auditor)
+    })
+    .await
+    .expect("join")
+    .expect("issuer opens");
     let (stop, stop_rx) = oneshot::channel::<()>();
     let (done_tx, done_rx) = oneshot::channel::<()>();
     let served = issuer.clone();
@@ -98,6 +107,7 @@ pub async fn spawn_issuer_at(
         issuer,
         url,
         http,
+        audit,
         stop: Some(stop),
         stopped: Some(done_rx),
     }
@@ -151,6 +161,11 @@ impl TestIssuer {
         if let Some(stopped) = self.stopped.take() {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(10), stopped).await;
         }
+    }
+
+    /// Every audit event recorded so far.
+    pub fn audit_events(&self) -> Vec<AuditEvent> {
+        self.audit.events()
     }
 
     /// `host:port` it listens on.

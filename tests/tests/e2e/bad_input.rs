@@ -246,6 +246,8 @@ async fn malformed_requests_get_their_rfc6749_error() {
         error: "invalid_client",
     });
 
+    let expected_errors: Vec<&str> = cases.iter().map(|c| c.error).collect();
+    let audited_before = t.audit_events().len();
     let mut failures = Vec::new();
     for c in cases {
         let mut req = t
@@ -288,8 +290,36 @@ async fn malformed_requests_get_their_rfc6749_error() {
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 
+    // Exactly one audit event per request, each a refusal with its OAuth error; the secret
+    // never appears in the trail.
+    let events = t.audit_events();
+    let refused: Vec<&str> = events[audited_before..]
+        .iter()
+        .map(|e| e.error.as_deref().unwrap_or("-"))
+        .collect();
+    assert_eq!(refused, expected_errors);
+    assert!(
+        events[audited_before..]
+            .iter()
+            .all(|e| e.outcome == svctoken_issuer::audit::Outcome::Refused)
+    );
+    let trail = serde_json::to_string(&events).expect("json");
+    assert!(
+        !trail.contains(CLIENT_SECRET),
+        "a secret reached the audit trail"
+    );
+    let wrong_secret = events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("wrong secret"))
+        .expect("reason kept");
+    assert_eq!(wrong_secret.client_id.as_deref(), Some(CLIENT_ID));
+
     // The server is still healthy after all of that.
     t.token(&[("audience", "convex")]).await;
+    let last = t.audit_events().pop().expect("event");
+    assert_eq!(last.outcome, svctoken_issuer::audit::Outcome::Issued);
+    assert_eq!(last.client_id.as_deref(), Some(CLIENT_ID));
+    assert!(last.jti.is_some() && last.kid.is_some() && last.exp.is_some() && last.peer.is_some());
 }
 
 #[tokio::test]

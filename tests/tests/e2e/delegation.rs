@@ -158,6 +158,8 @@ async fn private_key_jwt_accepts_registered_keys_and_refuses_everything_else() {
     ));
     cases.push(("garbage", "not.a.jwt".into()));
 
+    let audited_before = t.audit_events().len();
+    let case_count = cases.len();
     let mut failures = Vec::new();
     for (name, assertion) in cases {
         let (status, body) = with_assertion(&t, "es", &assertion).await;
@@ -170,6 +172,18 @@ async fn private_key_jwt_accepts_registered_keys_and_refuses_everything_else() {
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    let events = t.audit_events();
+    assert_eq!(
+        events.len() - audited_before,
+        case_count,
+        "one audit event per refused assertion"
+    );
+    let replay = &events[audited_before];
+    assert_eq!(
+        replay.reason.as_deref(),
+        Some("assertion: jti already used (replay)")
+    );
+    assert_eq!(replay.client_id.as_deref(), Some("es"));
 
     // A key client can't fall back to a secret.
     let r = t

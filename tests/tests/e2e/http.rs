@@ -88,7 +88,7 @@ async fn convex_custom_jwt_audience_gets_only_keys_it_can_parse() {
     let clock = Arc::new(MockClock::at_unix(START));
     // First life: EdDSA for an OIDC audience.
     let before = Settings::from_toml(
-        "[keys]\nalgorithm = \"EdDSA\"\n[[audiences]]\nname = \"convex\"\nprofile = \"convex-oidc\"",
+        "[audit]\nfile = \"\"\n[keys]\nalgorithm = \"EdDSA\"\n[[audiences]]\nname = \"convex\"\nprofile = \"convex-oidc\"",
         &Overrides { issuer: Some("http://127.0.0.1:1".into()), ..Default::default() },
     )
     .expect("valid");
