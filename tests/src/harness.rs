@@ -163,6 +163,33 @@ impl TestIssuer {
         }
     }
 
+    /// A verifier applying Convex's rules to this issuer's tokens, configured with the entry
+    /// `svctoken convex-config` prints for the default audience: customJwt, ES256, `convex`.
+    pub fn convex(&self) -> ConvexAuth {
+        ConvexAuth::new(vec![Provider::CustomJwt {
+            issuer: self.url.clone(),
+            jwks: self.audience_jwks("convex"),
+            algorithm: crate::convex::CustomJwtAlgorithm::ES256,
+            application_id: Some("convex".into()),
+        }])
+    }
+
+    /// Verifies `token` against the JWKS this issuer serves (iss and `audience` checked).
+    pub async fn verify(&self, token: &str, audience: &str) -> serde_json::Map<String, Value> {
+        let jwks: svctoken_jwks::Jwks = self
+            .http
+            .get(format!("{}/.well-known/jwks.json", self.url))
+            .send()
+            .await
+            .expect("jwks")
+            .json()
+            .await
+            .expect("json");
+        svctoken_jwks::Verifier::new(&jwks, svctoken_jwks::Validation::new(&self.url, audience))
+            .verify(token, std::time::SystemTime::now())
+            .expect("the issuer's token verifies against its JWKS")
+    }
+
     /// Every audit event recorded so far.
     pub fn audit_events(&self) -> Vec<AuditEvent> {
         self.audit.events()

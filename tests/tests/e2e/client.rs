@@ -19,25 +19,6 @@ fn source(t: &TestIssuer) -> ClientCredentials {
     ClientCredentials::new(Endpoint::Issuer(t.url.clone()), CLIENT_ID, CLIENT_SECRET)
 }
 
-async fn verify(
-    t: &TestIssuer,
-    token: &str,
-    audience: &str,
-) -> serde_json::Map<String, serde_json::Value> {
-    let jwks: Jwks = t
-        .http
-        .get(format!("{}/.well-known/jwks.json", t.url))
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("json");
-    Verifier::new(&jwks, Validation::new(&t.url, audience))
-        .verify(token, std::time::SystemTime::now())
-        .expect("the issuer's token verifies")
-}
-
 #[tokio::test]
 async fn client_credentials_with_discovery_both_methods_and_typed_errors() {
     let config = format!(
@@ -54,7 +35,7 @@ async fn client_credentials_with_discovery_both_methods_and_typed_errors() {
                 .auth_method(method),
         );
         let token = cache.token().await.expect("token");
-        let claims = verify(&t, token.as_str(), "reports").await;
+        let claims = t.verify(token.as_str(), "reports").await;
         assert_eq!(claims["scope"], "b", "{method:?}");
         assert_eq!(claims["sub"], "svc:worker");
     }
@@ -238,5 +219,5 @@ async fn survives_an_issuer_outage() {
         }
     };
     assert_ne!(token.as_str(), first.as_str());
-    verify(&t, token.as_str(), "convex").await;
+    t.verify(token.as_str(), "convex").await;
 }

@@ -12,7 +12,6 @@ use svctoken_client::{
     TokenCache, TokenSource,
 };
 use svctoken_issuer::SystemClock;
-use svctoken_tests::convex::{ConvexAuth, CustomJwtAlgorithm, Provider};
 use svctoken_tests::fake_convex::{FakeConvex, Kind, Outcome, decode_convex_json};
 use svctoken_tests::harness::{CLIENT_ID, CLIENT_SECRET, TestIssuer, spawn_issuer, worker_client};
 use svctoken_tests::interop::convex_js_call;
@@ -26,12 +25,7 @@ async fn setup() -> (TestIssuer, FakeConvex) {
         "scopes = [\"jobs:run\"]\nclaims = { team = \"payments\", svc = { tier = 2 } }",
     );
     let t = spawn_issuer(&config, Arc::new(SystemClock)).await;
-    let auth = ConvexAuth::new(vec![Provider::CustomJwt {
-        issuer: t.url.clone(),
-        jwks: t.audience_jwks("convex"),
-        algorithm: CustomJwtAlgorithm::ES256,
-        application_id: Some("convex".into()),
-    }]);
+    let auth = t.convex();
     let fake = FakeConvex::start(auth).await;
     (t, fake)
 }

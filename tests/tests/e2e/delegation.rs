@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use svctoken_client::{ClientCredentials, Endpoint, TokenCache};
 use svctoken_issuer::{Clock as _, SystemClock};
 use svctoken_jwks::{Algorithm, SigningKey};
-use svctoken_tests::convex::{ConvexAuth, CustomJwtAlgorithm, Provider};
 use svctoken_tests::harness::{
     CLIENT_ID, CLIENT_SECRET, TestIssuer, key_client, spawn_issuer, worker_client,
 };
@@ -207,12 +206,7 @@ async fn acting_for_a_user_is_what_the_policy_allows_and_convex_sees_both() {
         svctoken_issuer::SecretHash::of("plain-secret").to_hex()
     );
     let t = spawn_issuer(&config, Arc::new(SystemClock)).await;
-    let convex = ConvexAuth::new(vec![Provider::CustomJwt {
-        issuer: t.url.clone(),
-        jwks: t.audience_jwks("convex"),
-        algorithm: CustomJwtAlgorithm::ES256,
-        application_id: Some("convex".into()),
-    }]);
+    let convex = t.convex();
 
     let source = ClientCredentials::new(Endpoint::Issuer(t.url.clone()), CLIENT_ID, CLIENT_SECRET)
         .subject("user:42");

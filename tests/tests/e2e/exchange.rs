@@ -9,7 +9,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use svctoken_issuer::{Clock as _, MintRequest, Minter, MockClock, SystemClock, rotation};
 use svctoken_jwks::{Algorithm, SigningKey};
-use svctoken_tests::convex::{ConvexAuth, CustomJwtAlgorithm, Provider};
 use svctoken_tests::harness::{TestIssuer, spawn_issuer, worker_client};
 
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -67,12 +66,7 @@ async fn exchange(t: &TestIssuer, subject_token: &str) -> (u16, Value) {
 async fn a_trusted_user_token_becomes_a_service_token_acting_for_that_user() {
     let up = upstream().await;
     let t = ours(&up).await;
-    let convex = ConvexAuth::new(vec![Provider::CustomJwt {
-        issuer: t.url.clone(),
-        jwks: t.audience_jwks("convex"),
-        algorithm: CustomJwtAlgorithm::ES256,
-        application_id: Some("convex".into()),
-    }]);
+    let convex = t.convex();
     let minter = up.issuer.minter().clone();
 
     let (status, body) = exchange(&t, &user_token(&minter, "user:42", None)).await;
