@@ -6,19 +6,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use serde_json::{Map, Value};
-use svctoken_issuer::rotation::{self, Event};
-use svctoken_issuer::store::{FileStore, KeySet, KeyStore};
-use svctoken_issuer::{
-    Client, ClientAuth, Clock, Issuer, KeyRing, MintRequest, Minter, Overrides, Profile,
-    SecretHash, Settings, SystemClock,
-};
-use zeroize::Zeroizing;
+use svctoken_issuer::store::FileStore;
+use svctoken_issuer::{Clock as _, KeyRing, Overrides, Settings, SystemClock};
 
 mod clients;
+mod convex_config;
+mod keys;
+mod mint;
 mod remote;
+mod serve;
 
 #[derive(Parser)]
 #[command(
@@ -34,7 +32,7 @@ struct Cli {
 
 /// Where the configuration comes from; flags win over `SVCTOKEN_*`, which win over the file.
 #[derive(Args, Clone, Debug)]
-struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     /// TOML configuration file (default: none, the embedded default).
     #[arg(long, env = "SVCTOKEN_CONFIG")]
     config: Option<PathBuf>,
@@ -185,11 +183,11 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<()> {
     match command {
-        Command::Serve(config) => serve(&config),
+        Command::Serve(config) => serve::serve(&config),
         Command::Clients(ClientsCommand::Add(args)) => clients::add(&args),
-        Command::Keys(KeysCommand::List(config)) => keys_list(&config),
-        Command::Keys(KeysCommand::Rotate(config)) => keys_rotate(&config),
-        Command::Keys(KeysCommand::Revoke { kid, config }) => keys_revoke(&kid, &config),
+        Command::Keys(KeysCommand::List(config)) => keys::keys_list(&config),
+        Command::Keys(KeysCommand::Rotate(config)) => keys::keys_rotate(&config),
+        Command::Keys(KeysCommand::Revoke { kid, config }) => keys::keys_revoke(&kid, &config),
         Command::Mint {
             sub,
             aud,
@@ -197,12 +195,12 @@ fn run(command: Command) -> Result<()> {
             scope,
             claims,
             config,
-        } => mint(&sub, &aud, ttl, scope.as_deref(), &claims, &config),
+        } => mint::mint(&sub, &aud, ttl, scope.as_deref(), &claims, &config),
         Command::ConvexConfig {
             audience,
             data_uri,
             config,
-        } => convex_config(audience.as_deref(), data_uri, &config),
+        } => convex_config::convex_config(audience.as_deref(), data_uri, &config),
         Command::Audit(AuditCommand::Verify { file }) => audit_verify(&file),
         Command::Token(args) => remote::token(&args),
         Command::Call {
@@ -215,7 +213,7 @@ fn run(command: Command) -> Result<()> {
     }
 }
 
-fn settings(args: &ConfigArgs) -> Result<Settings> {
+pub(crate) fn settings(args: &ConfigArgs) -> Result<Settings> {
     let overrides = Overrides {
         issuer: args.issuer.clone(),
         listen: args.listen.clone(),
@@ -224,137 +222,20 @@ fn settings(args: &ConfigArgs) -> Result<Settings> {
     Ok(Settings::load(args.config.as_deref(), &overrides)?)
 }
 
-fn open_store(settings: &Settings) -> Result<Arc<FileStore>> {
+pub(crate) fn open_store(settings: &Settings) -> Result<Arc<FileStore>> {
     let store = FileStore::open(&settings.data_dir)
         .with_context(|| format!("opening the key store in {}", settings.data_dir.display()))?;
     Ok(Arc::new(store))
 }
 
 /// The key ring of the data dir, after one lifecycle run (as `serve` would do at start).
-fn open_keyring(settings: &Settings) -> Result<KeyRing> {
+pub(crate) fn open_keyring(settings: &Settings) -> Result<KeyRing> {
     Ok(KeyRing::open(
         open_store(settings)?,
         settings.schedule.clone(),
         settings.audiences.clone(),
         SystemClock.unix_secs(),
     )?)
-}
-
-fn serve(args: &ConfigArgs) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let mut settings = settings(args)?;
-    let store = open_store(&settings)?;
-    let dev_secret_file = settings.data_dir.join("dev-client-secret");
-    if settings.embedded_default {
-        settings
-            .clients
-            .push(dev_client(&dev_secret_file, &settings)?);
-    }
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("binding {}", settings.listen))?;
-        let bound = listener.local_addr()?;
-        if settings.issuer_follows_listen {
-            settings.issuer = format!("http://{bound}");
-        }
-        if settings.clients.is_empty() {
-            tracing::warn!("no [[clients]] are configured: nobody can fetch tokens");
-        }
-        let issuer = tokio::task::spawn_blocking(move || {
-            Issuer::open(settings, store, Arc::new(SystemClock))
-        })
-        .await??;
-        banner(&issuer, bound, &dev_secret_file);
-        svctoken_issuer::serve(listener, issuer, shutdown_signal()).await?;
-        println!("svctoken: stopped");
-        Ok(())
-    })
-}
-
-/// The development client of the embedded default; its secret is made once, kept in a 0600
-/// file, and never printed.
-fn dev_client(path: &Path, settings: &Settings) -> Result<Client> {
-    let secret = match std::fs::read_to_string(path) {
-        Ok(text) => Zeroizing::new(text.trim().to_owned()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let secret = svctoken_issuer::generate_secret()?;
-            write_new_secret_file(path, &secret)?;
-            secret
-        }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    Ok(Client {
-        id: "dev".into(),
-        auth: ClientAuth::Secret(SecretHash::of(&secret)),
-        subject: "svc:dev".into(),
-        audiences: settings.audiences.iter().map(|a| a.name.clone()).collect(),
-        scopes: vec![],
-        max_ttl: svctoken_issuer::DEFAULT_TTL,
-        claims: Map::new(),
-        act_as: vec![],
-    })
-}
-
-fn write_new_secret_file(path: &Path, secret: &str) -> Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(secret.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    Ok(())
-}
-
-fn banner(issuer: &Issuer, bound: std::net::SocketAddr, dev_secret_file: &Path) {
-    let s = issuer.settings();
-    let key = issuer.minter().active_key();
-    println!("svctoken: issuer {} listening on {bound}", s.issuer);
-    println!("  discovery: {}/.well-known/openid-configuration", s.issuer);
-    println!("  JWKS:      {}", s.jwks_uri());
-    println!("  token:     {}", s.token_endpoint());
-    println!("  signing:   {} key {}", key.algorithm(), key.kid());
-    if s.embedded_default {
-        println!(
-            "embedded default: development client \"dev\", secret in {}",
-            dev_secret_file.display()
-        );
-        println!("fetch a token:");
-        println!(
-            "  curl -s -u \"dev:$(cat {})\" -d grant_type=client_credentials {}",
-            dev_secret_file.display(),
-            s.token_endpoint()
-        );
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down");
 }
 
 fn audit_verify(file: &Path) -> Result<()> {
@@ -378,7 +259,8 @@ fn audit_verify(file: &Path) -> Result<()> {
     }
 }
 
-fn time(secs: u64) -> String {
+/// RFC 3339 UTC for seconds since the epoch.
+pub(crate) fn time(secs: u64) -> String {
     let formatted = i64::try_from(secs)
         .ok()
         .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
@@ -387,209 +269,4 @@ fn time(secs: u64) -> String {
                 .ok()
         });
     formatted.unwrap_or_else(|| secs.to_string())
-}
-
-fn keys_list(args: &ConfigArgs) -> Result<()> {
-    let settings = settings(args)?;
-    let store = open_store(&settings)?;
-    let set = store.load()?;
-    if set.keys.is_empty() {
-        println!(
-            "no keys yet in {} (the issuer creates one when it starts)",
-            store.describe()
-        );
-    }
-    for k in &set.keys {
-        let when = |label: &str, t: Option<u64>| {
-            t.map(|t| format!(" {label} {}", time(t)))
-                .unwrap_or_default()
-        };
-        println!(
-            "{:<43} {:<5} {:<8} published {}{}{}{}{}",
-            k.kid,
-            k.alg.as_str(),
-            format!("{:?}", k.state).to_lowercase(),
-            time(k.published_at),
-            when(
-                "activates",
-                k.activate_at.filter(|_| k.activated_at.is_none())
-            ),
-            when("activated", k.activated_at),
-            when("retired", k.retired_at),
-            when("leaves JWKS", k.remove_at),
-        );
-    }
-    for r in &set.revoked {
-        println!(
-            "{:<43} revoked {} (trusted by caching verifiers until {})",
-            r.kid,
-            time(r.revoked_at),
-            time(r.trusted_until)
-        );
-    }
-    Ok(())
-}
-
-fn print_events(events: &[Event]) {
-    for event in events {
-        match event {
-            Event::Prepared { kid, activate_at } => {
-                println!("published {kid}; it signs from {}", time(*activate_at));
-            }
-            Event::Activated { kid, early } => {
-                println!("{kid} now signs");
-                if *early {
-                    println!(
-                        "  warning: it was published less than jwks_max_age ago; verifiers holding an older cached JWKS may reject its tokens until their cache expires"
-                    );
-                }
-            }
-            Event::Retired { kid, remove_at } => {
-                println!("{kid} retired; it leaves the JWKS at {}", time(*remove_at));
-            }
-            Event::Removed { kid } => println!("{kid} removed from the JWKS"),
-        }
-    }
-}
-
-fn keys_rotate(args: &ConfigArgs) -> Result<()> {
-    let settings = settings(args)?;
-    let store = open_store(&settings)?;
-    let now = SystemClock.unix_secs();
-    let events = rotation::rotate_now(store.as_ref(), &settings.schedule, now)?;
-    print_events(&events);
-    let set: KeySet = store.load()?;
-    match set.prepared() {
-        Some(p) if events.is_empty() => println!(
-            "a rotation is already under way: {} signs from {}",
-            p.kid,
-            time(p.activate_at.unwrap_or_default())
-        ),
-        _ => {}
-    }
-    Ok(())
-}
-
-fn keys_revoke(kid: &str, args: &ConfigArgs) -> Result<()> {
-    let settings = settings(args)?;
-    let store = open_store(&settings)?;
-    let now = SystemClock.unix_secs();
-    let (revocation, events) = rotation::revoke(store.as_ref(), &settings.schedule, kid, now)
-        .map_err(|e| match e {
-            svctoken_issuer::Error::UnknownKey(_) => {
-                anyhow!("no published key has kid {kid:?}; `svctoken keys list` shows them")
-            }
-            other => other.into(),
-        })?;
-    println!("revoked {kid}: it is no longer in the JWKS.");
-    println!(
-        "Verifiers that cached the JWKS may trust it until {} (jwks_max_age {}); a running issuer serves the new JWKS within {}s.",
-        time(revocation.trusted_until),
-        humantime::format_duration(settings.schedule.jwks_max_age),
-        svctoken_issuer::LIFECYCLE_INTERVAL.as_secs()
-    );
-    print_events(&events);
-    Ok(())
-}
-
-fn mint(
-    sub: &str,
-    aud: &str,
-    ttl: Duration,
-    scope: Option<&str>,
-    claims: &[String],
-    args: &ConfigArgs,
-) -> Result<()> {
-    let settings = settings(args)?;
-    if settings.audience(aud).is_none() {
-        let names: Vec<_> = settings.audiences.iter().map(|a| a.name.as_str()).collect();
-        bail!(
-            "--aud {aud:?} is not a configured audience (configured: {})",
-            names.join(", ")
-        );
-    }
-    if ttl > settings.schedule.max_token_lifetime {
-        bail!(
-            "--ttl {} is longer than the longest token lifetime the key schedule allows ({}): raise a client's max_ttl",
-            humantime::format_duration(ttl),
-            humantime::format_duration(settings.schedule.max_token_lifetime)
-        );
-    }
-    let mut extra = Map::new();
-    for claim in claims {
-        let (name, value) = claim
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--claim {claim:?} must look like name=value"))?;
-        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.into()));
-        extra.insert(name.to_owned(), value);
-    }
-    let ring = open_keyring(&settings)?;
-    let minter = Minter::new(&settings.issuer, ring.signer(), Arc::new(SystemClock));
-    let minted = minter.mint(&MintRequest {
-        subject: sub,
-        audience: aud,
-        ttl,
-        client_id: None,
-        scope,
-        actor: None,
-        prior_actor: None,
-        claims: Some(&extra),
-    })?;
-    println!("{}", minted.token);
-    Ok(())
-}
-
-fn convex_config(audience: Option<&str>, data_uri: bool, args: &ConfigArgs) -> Result<()> {
-    let settings = settings(args)?;
-    let audience = match audience {
-        Some(name) => settings
-            .audience(name)
-            .ok_or_else(|| anyhow!("--audience {name:?} is not configured"))?,
-        None if settings.audiences.len() == 1 => &settings.audiences[0],
-        None => bail!("several audiences are configured: choose one with --audience"),
-    };
-    let name = &audience.name;
-    match audience.profile {
-        Profile::ConvexOidc => {
-            if data_uri {
-                bail!(
-                    "--data-uri works only with the convex-custom-jwt profile: Convex's OIDC provider always fetches discovery and the JWKS"
-                );
-            }
-            println!(
-                "// convex/auth.config.ts\nexport default {{\n  providers: [\n    {{\n      domain: {:?},\n      applicationID: {name:?},\n    }},\n  ],\n}};",
-                settings.issuer
-            );
-        }
-        Profile::ConvexCustomJwt | Profile::Generic => {
-            if audience.profile == Profile::Generic {
-                eprintln!(
-                    "note: audience {name:?} has the generic profile; Convex verifies only what convex-custom-jwt allows"
-                );
-            }
-            let (jwks, note) = if data_uri {
-                let ring = open_keyring(&settings)?;
-                let published = ring.published();
-                let rendered = published
-                    .jwks(Some(name))
-                    .ok_or_else(|| anyhow!("no JWKS for audience {name:?}"))?;
-                let until = svctoken_issuer::copy_valid_until(&published.set, &settings.schedule)
-                    .map(time)
-                    .unwrap_or_else(|| "the next rotation".into());
-                (
-                    svctoken_jwks::data_uri(&rendered.jwks),
-                    format!(
-                        "      // The JWKS is embedded: Convex never fetches it. Redeploy with a fresh\n      // `svctoken convex-config --data-uri` before {until}, when the next key signs.\n"
-                    ),
-                )
-            } else {
-                (settings.audience_jwks_uri(name), String::new())
-            };
-            println!(
-                "// convex/auth.config.ts\nexport default {{\n  providers: [\n    {{\n      type: \"customJwt\",\n      applicationID: {name:?},\n      issuer: {:?},\n{note}      jwks: {jwks:?},\n      algorithm: \"{}\",\n    }},\n  ],\n}};",
-                settings.issuer, settings.schedule.algorithm
-            );
-        }
-    }
-    Ok(())
 }

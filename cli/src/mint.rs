@@ -1,0 +1,58 @@
+//! `svctoken mint`: a token signed offline with the active key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use serde_json::{Map, Value};
+use svctoken_issuer::{MintRequest, Minter, SystemClock};
+
+use crate::{ConfigArgs, open_keyring, settings};
+
+/// Prints a token for `sub` and `aud`.
+pub(crate) fn mint(
+    sub: &str,
+    aud: &str,
+    ttl: Duration,
+    scope: Option<&str>,
+    claims: &[String],
+    args: &ConfigArgs,
+) -> Result<()> {
+    let settings = settings(args)?;
+    if settings.audience(aud).is_none() {
+        let names: Vec<_> = settings.audiences.iter().map(|a| a.name.as_str()).collect();
+        bail!(
+            "--aud {aud:?} is not a configured audience (configured: {})",
+            names.join(", ")
+        );
+    }
+    if ttl > settings.schedule.max_token_lifetime {
+        bail!(
+            "--ttl {} is longer than the longest token lifetime the key schedule allows ({}): raise a client's max_ttl",
+            humantime::format_duration(ttl),
+            humantime::format_duration(settings.schedule.max_token_lifetime)
+        );
+    }
+    let mut extra = Map::new();
+    for claim in claims {
+        let (name, value) = claim
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--claim {claim:?} must look like name=value"))?;
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.into()));
+        extra.insert(name.to_owned(), value);
+    }
+    let ring = open_keyring(&settings)?;
+    let minter = Minter::new(&settings.issuer, ring.signer(), Arc::new(SystemClock));
+    let minted = minter.mint(&MintRequest {
+        subject: sub,
+        audience: aud,
+        ttl,
+        client_id: None,
+        scope,
+        actor: None,
+        prior_actor: None,
+        claims: Some(&extra),
+    })?;
+    println!("{}", minted.token);
+    Ok(())
+}
