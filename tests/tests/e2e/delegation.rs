@@ -277,4 +277,21 @@ async fn acting_for_a_user_is_what_the_policy_allows_and_convex_sees_both() {
         false,
     )
     .await;
+
+    // One audit event per request: two grants acting for users, four refusals.
+    let events = t.audit_events();
+    assert_eq!(events.len(), 6, "{events:#?}");
+    let delegated = &events[0];
+    assert_eq!(delegated.sub.as_deref(), Some("user:42"));
+    assert_eq!(
+        delegated.act.as_ref().map(|a| a.sub.as_str()),
+        Some("svc:worker")
+    );
+    let denied = &events[2];
+    assert_eq!(denied.error.as_deref(), Some("unauthorized_client"));
+    assert_eq!(
+        denied.sub.as_deref(),
+        Some("admin:1"),
+        "the refused subject is recorded"
+    );
 }

@@ -148,6 +148,47 @@ async fn a_trusted_user_token_becomes_a_service_token_acting_for_that_user() {
         .post_token(&[("grant_type", EXCHANGE), ("subject_token", &valid)], true)
         .await;
     assert_eq!(r.status(), 400, "subject_token_type is required");
+    // A delegation chain already at the depth limit can't grow.
+    let deep = json!({"sub": "svc:b", "act": {"sub": "svc:c", "act": {"sub": "svc:d"}}});
+    let too_deep = minter
+        .mint(&MintRequest {
+            subject: "user:42",
+            audience: "svctoken",
+            ttl: Duration::from_secs(300),
+            client_id: None,
+            scope: None,
+            actor: Some("svc:a"),
+            prior_actor: Some(&deep),
+            claims: None,
+        })
+        .expect("mint")
+        .token;
+    let (status, body) = exchange(&t, &too_deep).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+
+    // One audit event per request (2 exchanges, 8 refusals); the exchanged user and the
+    // nested actor chain are recorded, the subject tokens never are.
+    let events = t.audit_events();
+    assert_eq!(events.len(), 10);
+    let nested = events[1].act.as_ref().expect("act");
+    assert_eq!(nested.subjects(), ["svc:worker", "svc:frontend"]);
+    assert!(
+        !serde_json::to_string(&events)
+            .expect("json")
+            .contains(&valid)
+    );
+    assert!(
+        events[2]
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("xpired")),
+        "{:?}",
+        events[2]
+    );
 }
 
 /// Unlike Convex, the upstream JWKS cache refetches once on an unknown kid (so an upstream
