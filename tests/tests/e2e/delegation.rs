@@ -278,9 +278,37 @@ async fn acting_for_a_user_is_what_the_policy_allows_and_convex_sees_both() {
     )
     .await;
 
-    // One audit event per request: two grants acting for users, four refusals.
+    // Through the fake deployment: the function sees the user as the subject and the service
+    // as the actor, exactly as a Convex function would.
+    let fake = svctoken_tests::fake_convex::FakeConvex::start(t.convex()).await;
+    fake.function(
+        svctoken_tests::fake_convex::Kind::Mutation,
+        "notes:addForUser",
+        |identity, _| {
+            let identity = identity.expect("authenticated");
+            svctoken_tests::fake_convex::Outcome::Success(json!({
+                "subject": identity.subject,
+                "actor": identity.fields["act.sub"],
+                "client": identity.fields["client_id"],
+            }))
+        },
+    );
+    let source = ClientCredentials::new(Endpoint::Issuer(t.url.clone()), CLIENT_ID, CLIENT_SECRET)
+        .subject("user:42");
+    let convex =
+        svctoken_client::ConvexClient::new(&fake.url, TokenCache::new(source)).expect("client");
+    let seen: Value = convex
+        .mutation("notes:addForUser", json!({"body": "paid"}))
+        .await
+        .expect("runs");
+    assert_eq!(
+        seen,
+        json!({"subject": "user:42", "actor": "svc:worker", "client": "worker"})
+    );
+
+    // One audit event per request: three grants acting for users, four refusals.
     let events = t.audit_events();
-    assert_eq!(events.len(), 6, "{events:#?}");
+    assert_eq!(events.len(), 7, "{events:#?}");
     let delegated = &events[0];
     assert_eq!(delegated.sub.as_deref(), Some("user:42"));
     assert_eq!(
