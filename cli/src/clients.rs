@@ -38,15 +38,6 @@ fn list(items: &[String]) -> String {
     format!("[{}]", quoted.join(", "))
 }
 
-/// A JWK as a TOML inline table (its string members).
-fn inline_jwk(jwk: &Jwk) -> String {
-    let members: Vec<String> = ["kty", "kid", "use", "alg", "crv", "n", "e", "x", "y"]
-        .iter()
-        .filter_map(|name| jwk.member(name).map(|v| format!("{name} = {v:?}")))
-        .collect();
-    format!("{{ {} }}", members.join(", "))
-}
-
 /// The public keys in `path`: a JWK, a JWKS, or a PEM private key's public half.
 fn public_keys(path: &PathBuf) -> Result<Vec<Jwk>> {
     let text = Zeroizing::new(
@@ -71,8 +62,7 @@ pub(crate) fn add(args: &AddArgs) -> Result<()> {
     let mut block = format!("[[clients]]\nid = {id:?}\n");
     let secret = match &args.jwk_file {
         Some(path) => {
-            let keys: Vec<String> = public_keys(path)?.iter().map(inline_jwk).collect();
-            block.push_str(&format!("jwks = [{}]\n", keys.join(", ")));
+            block.push_str(&svctoken_issuer::jwks_toml_line(&public_keys(path)?));
             None
         }
         None => {

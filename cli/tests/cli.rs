@@ -78,6 +78,8 @@ fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &str) -> (u16, 
 struct Server {
     child: Child,
     lines: Vec<String>,
+    /// The rest of stdout, read until the process exits.
+    rest: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Server {
@@ -112,11 +114,16 @@ impl Server {
                 break;
             }
         }
-        std::thread::spawn(move || {
+        let rest = std::thread::spawn(move || {
             let mut rest = String::new();
             let _ = reader.read_to_string(&mut rest);
+            rest
         });
-        Server { child, lines }
+        Server {
+            child,
+            lines,
+            rest: Some(rest),
+        }
     }
 
     fn issuer(&self) -> String {
@@ -125,8 +132,8 @@ impl Server {
         url.to_owned()
     }
 
-    /// SIGTERM, then wait (bounded) for a clean exit.
-    fn stop(mut self) {
+    /// SIGTERM, then wait (bounded) for a clean exit; returns what it printed after the banner.
+    fn stop(mut self) -> String {
         let pid = self.child.id().to_string();
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -136,7 +143,8 @@ impl Server {
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 assert!(status.success(), "serve exited with {status}");
-                return;
+                let rest = self.rest.take().expect("reader");
+                return rest.join().expect("stdout reader");
             }
             assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
@@ -221,7 +229,7 @@ fn serve_on_the_embedded_default_prints_a_curl_line_that_works() {
             .expect("jwt")
             .0["kid"]
             .clone();
-    server.stop();
+    let _ = server.stop();
 
     // A restart keeps the key and the development secret.
     let again = Server::start(dir.path(), &["--listen", "127.0.0.1:0"], true);
@@ -233,7 +241,7 @@ fn serve_on_the_embedded_default_prints_a_curl_line_that_works() {
             .0["kid"]
             .clone();
     assert_eq!(kid, kid_again);
-    again.stop();
+    let _ = again.stop();
 }
 
 #[test]
@@ -290,7 +298,7 @@ fn clients_add_prints_the_secret_once_and_a_block_the_issuer_loads() {
         (status, body["error"].as_str()),
         (401, Some("invalid_client"))
     );
-    server.stop();
+    let _ = server.stop();
 
     let err = fails(&svctoken(dir.path(), &["clients", "add", "--id", "bad id"]));
     assert!(err.contains("client id"), "{err}");
@@ -758,7 +766,7 @@ async fn token_and_call_from_the_command_line() {
         .expect("join"),
     );
     assert!(err.contains("SVCTOKEN_CLIENT_SECRET"), "{err}");
-    server.stop();
+    let _ = server.stop();
 }
 
 /// The secretless flow from the command line: register a client by its key, then fetch a
@@ -837,7 +845,7 @@ fn secretless_client_acting_for_a_user_from_the_command_line() {
         ],
     ));
     assert!(err.contains("unauthorized_client"), "{err}");
-    server.stop();
+    let _ = server.stop();
 }
 
 /// The issuer writes a hash-chained audit file; `svctoken audit verify` accepts it intact and
@@ -855,7 +863,7 @@ fn audit_file_is_chained_and_tampering_is_named_by_line() {
     let (status, token) = fetch_token(&issuer, "dev", secret, None);
     assert_eq!(status, 200);
     assert_eq!(fetch_token(&issuer, "nobody", "x", None).0, 401);
-    server.stop();
+    let _ = server.stop();
 
     let log = dir.path().join("svctoken-data/audit.log");
     let text = std::fs::read_to_string(&log).expect("audit file");
@@ -896,4 +904,43 @@ fn audit_file_is_chained_and_tampering_is_named_by_line() {
         &["audit", "verify", "svctoken-data/audit.log"],
     ));
     assert!(err.contains("broken at line 4"), "{err}");
+}
+
+/// `[audit] stdout = true`: every mint and refusal is also one JSON line on stdout, without the
+/// token or the secret.
+#[test]
+fn audit_events_go_to_stdout_as_json_lines_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = "sts_stdout-audit-test-secret";
+    let config = format!(
+        "data_dir = \"{}\"\n[audit]\nstdout = true\nfile = \"\"\n[[clients]]\nid = \"w\"\nsecret_sha256 = \"{}\"\n",
+        dir.path().join("data").display(),
+        svctoken_issuer::SecretHash::of(secret).to_hex()
+    );
+    std::fs::write(dir.path().join("svctoken.toml"), config).expect("write");
+    let server = Server::start(
+        dir.path(),
+        &["--config", "svctoken.toml", "--listen", "127.0.0.1:0"],
+        false,
+    );
+    let issuer = server.issuer();
+    let (status, token) = fetch_token(&issuer, "w", secret, None);
+    assert_eq!(status, 200);
+    assert_eq!(fetch_token(&issuer, "w", "sts_wrong", None).0, 401);
+    let out = server.stop();
+    let events: Vec<Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("outcome").is_some())
+        .collect();
+    assert_eq!(events.len(), 2, "{out}");
+    assert_eq!(events[0]["outcome"], "issued");
+    assert_eq!(events[0]["client_id"], "w");
+    assert_eq!(events[1]["outcome"], "refused");
+    assert_eq!(events[1]["error"], "invalid_client");
+    assert!(!out.contains(secret) && !out.contains(token["access_token"].as_str().expect("token")));
+    assert!(
+        !dir.path().join("data/audit.log").exists(),
+        "file = \"\" turns the file off"
+    );
 }

@@ -111,12 +111,7 @@ impl ClientCredentials {
         client_id: impl Into<String>,
         path: impl AsRef<Path>,
     ) -> Result<Self> {
-        let path = path.as_ref();
-        let pem = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            Error::Config(format!("reading the private key {}: {e}", path.display()))
-        })?);
-        let key = SigningKey::from_pkcs8_pem(&pem)
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let key = crate::source::read_private_key(path.as_ref())?;
         Ok(Self::with_private_key(endpoint, client_id, key))
     }
 

@@ -94,13 +94,7 @@ impl MinterSource {
         subject: impl Into<String>,
         audience: impl Into<String>,
     ) -> Result<Self> {
-        let path = path.as_ref();
-        let pem = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            Error::Config(format!("reading the private key {}: {e}", path.display()))
-        })?);
-        warn_if_readable_by_others(path);
-        let key = SigningKey::from_pkcs8_pem(&pem)
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let key = read_private_key(path.as_ref())?;
         svctoken_issuer::validate_issuer(issuer).map_err(|e| Error::Config(e.to_string()))?;
         let minter = Minter::with_key(issuer, key, Arc::new(SystemClock));
         Ok(Self::new(minter, subject, audience))
@@ -125,13 +119,19 @@ impl MinterSource {
     }
 }
 
-fn warn_if_readable_by_others(path: &Path) {
+/// Reads a PKCS#8 PEM private key, warning when the file is readable by group or others.
+pub(crate) fn read_private_key(path: &Path) -> Result<SigningKey> {
     use std::os::unix::fs::PermissionsExt as _;
+    let pem =
+        Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(format!("reading the private key {}: {e}", path.display()))
+        })?);
     if let Ok(meta) = std::fs::metadata(path)
         && meta.permissions().mode() & 0o077 != 0
     {
         tracing::warn!(path = %path.display(), "private key file is readable by others: chmod 600 it");
     }
+    SigningKey::from_pkcs8_pem(&pem).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
 }
 
 impl TokenSource for MinterSource {

@@ -411,6 +411,22 @@ pub fn validate_client_id(id: &str) -> Result<()> {
     }
 }
 
+/// The `jwks = [...]` line of a `[[clients]]` block registering `keys` (inline TOML tables of
+/// their string members), as `svctoken clients add --jwk-file` prints it.
+pub fn jwks_toml_line(keys: &[svctoken_jwks::Jwk]) -> String {
+    let tables: Vec<String> = keys
+        .iter()
+        .map(|jwk| {
+            let members: Vec<String> = ["kty", "kid", "use", "alg", "crv", "n", "e", "x", "y"]
+                .iter()
+                .filter_map(|name| jwk.member(name).map(|v| format!("{name} = {v:?}")))
+                .collect();
+            format!("{{ {} }}", members.join(", "))
+        })
+        .collect();
+    format!("jwks = [{}]\n", tables.join(", "))
+}
+
 /// Reads public keys from a file holding a JWKS (`{"keys": [...]}`) or a single JWK.
 pub fn read_jwks_file(path: &Path) -> Result<Vec<svctoken_jwks::Jwk>> {
     let text = std::fs::read_to_string(path).map_err(Error::io(path))?;

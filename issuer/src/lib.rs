@@ -66,7 +66,8 @@ pub use clients::{
 };
 pub use clock::{Clock, MockClock, SystemClock, from_unix_secs, unix_secs};
 pub use config::{
-    AuditConfig, RateLimitConfig, TrustedIssuerConfig, read_jwks_file, validate_client_id,
+    AuditConfig, RateLimitConfig, TrustedIssuerConfig, jwks_toml_line, read_jwks_file,
+    validate_client_id,
 };
 pub use config::{
     DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_TTL, MAX_TTL_LIMIT, Overrides, Settings,

@@ -41,15 +41,8 @@ pub fn worker_client(extra: &str) -> String {
 /// A `[[clients]]` block for a client `id` registered with `key`'s public half
 /// (`private_key_jwt`), with extra TOML lines.
 pub fn key_client(id: &str, key: &svctoken_jwks::SigningKey, extra: &str) -> String {
-    let jwk = key.public_jwk();
-    let members: Vec<String> = ["kty", "kid", "use", "alg", "crv", "n", "e", "x", "y"]
-        .iter()
-        .filter_map(|name| jwk.member(name).map(|v| format!("{name} = {v:?}")))
-        .collect();
-    format!(
-        "[[clients]]\nid = \"{id}\"\njwks = [{{ {} }}]\n{extra}\n",
-        members.join(", ")
-    )
+    let jwks = svctoken_issuer::jwks_toml_line(std::slice::from_ref(key.public_jwk()));
+    format!("[[clients]]\nid = \"{id}\"\n{jwks}{extra}\n")
 }
 
 /// Starts an issuer whose configuration is `config` (TOML; `issuer` is set to its address),
@@ -176,18 +169,19 @@ impl TestIssuer {
 
     /// Verifies `token` against the JWKS this issuer serves (iss and `audience` checked).
     pub async fn verify(&self, token: &str, audience: &str) -> serde_json::Map<String, Value> {
-        let jwks: svctoken_jwks::Jwks = self
-            .http
-            .get(format!("{}/.well-known/jwks.json", self.url))
-            .send()
-            .await
-            .expect("jwks")
-            .json()
-            .await
-            .expect("json");
+        let jwks = self
+            .jwks(&format!("{}/.well-known/jwks.json", self.url))
+            .await;
         svctoken_jwks::Verifier::new(&jwks, svctoken_jwks::Validation::new(&self.url, audience))
             .verify(token, std::time::SystemTime::now())
             .expect("the issuer's token verifies against its JWKS")
+    }
+
+    /// The JWKS served at `url`.
+    pub async fn jwks(&self, url: &str) -> svctoken_jwks::Jwks {
+        let response = self.http.get(url).send().await.expect("jwks request");
+        assert_eq!(response.status(), 200, "{url}");
+        response.json().await.expect("a JWKS")
     }
 
     /// Every audit event recorded so far.

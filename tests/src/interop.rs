@@ -228,11 +228,6 @@ pub fn repo_root() -> PathBuf {
     }
 }
 
-/// `tests/interop/` under the repo root: the verifier scripts and their installed dependencies.
-pub fn interop_dir() -> PathBuf {
-    interop_dir_in(&repo_root())
-}
-
 /// Whether we run under CI (`CI` is `true`, `1` or `yes`), where a missing implementation fails.
 pub fn under_ci() -> bool {
     env::var("CI").is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))

@@ -21,11 +21,11 @@ fn b64(v: &Value) -> String {
 fn claims(t: &TestIssuer, id: &str, now: u64) -> Value {
     json!({
         "iss": id, "sub": id, "aud": format!("{}/oauth/token", t.url),
-        "iat": now, "exp": now + 60, "jti": format!("jti-{now}-{}", rand_suffix()),
+        "iat": now, "exp": now + 60, "jti": format!("jti-{now}-{}", next_jti_suffix()),
     })
 }
 
-fn rand_suffix() -> u64 {
+fn next_jti_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)

@@ -2,6 +2,7 @@
 //! Convex's rules and other JOSE implementations'. One binary, shared helpers in
 //! `svctoken_tests::harness`.
 
+mod audit;
 mod bad_input;
 mod cache;
 mod client;
