@@ -3,7 +3,7 @@
 use anyhow::{Result, anyhow};
 use svctoken_issuer::rotation::{self, Event};
 use svctoken_issuer::store::{KeySet, KeyStore};
-use svctoken_issuer::{Clock as _, SystemClock};
+use svctoken_mint::{Clock as _, SystemClock};
 
 use crate::{ConfigArgs, open_store, settings, time};
 

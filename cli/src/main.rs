@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use svctoken_issuer::store::FileStore;
-use svctoken_issuer::{Clock as _, KeyRing, Overrides, Settings, SystemClock};
+use svctoken_issuer::{KeyRing, Overrides, Settings};
+use svctoken_mint::{Clock as _, SystemClock};
 
 mod clients;
 mod convex_config;

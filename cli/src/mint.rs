@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use serde_json::{Map, Value};
-use svctoken_issuer::{MintRequest, Minter, SystemClock};
+use svctoken_mint::{IssuerUrl, MintRequest, Minter, SystemClock};
 
 use crate::{ConfigArgs, open_keyring, settings};
 
@@ -42,17 +42,14 @@ pub(crate) fn mint(
         extra.insert(name.to_owned(), value);
     }
     let ring = open_keyring(&settings)?;
-    let minter = Minter::new(&settings.issuer, ring.signer(), Arc::new(SystemClock));
-    let minted = minter.mint(&MintRequest {
-        subject: sub,
-        audience: aud,
-        ttl,
-        client_id: None,
-        scope,
-        actor: None,
-        prior_actor: None,
-        claims: Some(&extra),
-    })?;
-    println!("{}", minted.token);
+    let issuer = IssuerUrl::parse(&settings.issuer)?;
+    let minter = Minter::new(issuer, ring.signer(), Arc::new(SystemClock));
+    let minted = minter.mint(
+        &MintRequest::new(sub, aud)
+            .ttl(ttl)
+            .scope(scope)
+            .claims(&extra),
+    )?;
+    println!("{}", minted.token.secret());
     Ok(())
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use serde_json::Map;
-use svctoken_issuer::{Client, ClientAuth, Issuer, SecretHash, Settings, SystemClock};
+use svctoken_issuer::{Client, ClientAuth, Issuer, SecretHash, Settings};
+use svctoken_mint::SystemClock;
 use zeroize::Zeroizing;
 
 use crate::{ConfigArgs, open_store, settings};
@@ -67,7 +68,7 @@ fn dev_client(path: &Path, settings: &Settings) -> Result<Client> {
         subject: "svc:dev".into(),
         audiences: settings.audiences.iter().map(|a| a.name.clone()).collect(),
         scopes: vec![],
-        max_ttl: svctoken_issuer::DEFAULT_TTL,
+        max_ttl: svctoken_mint::DEFAULT_TTL,
         claims: Map::new(),
         act_as: vec![],
     })

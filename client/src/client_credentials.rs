@@ -10,8 +10,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::rand::{SecureRandom as _, SystemRandom};
 use serde::Deserialize;
 use serde_json::json;
-use svctoken_issuer::{CLIENT_ASSERTION_TYPE, Clock as _, SystemClock};
 use svctoken_jwks::SigningKey;
+use svctoken_mint::oauth::{CLIENT_ASSERTION_TYPE, ErrorBody};
+use svctoken_mint::{Clock as _, SystemClock};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 use zeroize::Zeroizing;
@@ -75,12 +76,6 @@ struct Success {
     access_token: String,
     token_type: String,
     expires_in: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct Failure {
-    error: String,
-    error_description: Option<String>,
 }
 
 impl ClientCredentials {
@@ -242,11 +237,11 @@ impl ClientCredentials {
         let status = response.status();
         let body = response.bytes().await.map_err(Error::transport)?;
         if !status.is_success() {
-            return Err(match serde_json::from_slice::<Failure>(&body) {
+            return Err(match serde_json::from_slice::<ErrorBody>(&body) {
                 Ok(f) => Error::OAuth {
                     status: status.as_u16(),
                     error: f.error,
-                    description: f.error_description,
+                    description: f.error_description.map(String::from),
                 },
                 Err(_) => Error::Protocol(format!(
                     "token endpoint answered {status} without an OAuth error body"

@@ -1,6 +1,7 @@
 //! The one error type of the client.
 
 use serde_json::Value;
+use svctoken_mint::oauth::ErrorCode;
 
 /// Everything fetching a token or calling Convex can fail with. Cheap to clone, so a failed
 /// refresh can be handed to every caller waiting on it.
@@ -13,7 +14,7 @@ pub enum Error {
         /// HTTP status.
         status: u16,
         /// The OAuth `error` code.
-        error: String,
+        error: ErrorCode,
         /// `error_description`, if any.
         description: Option<String>,
     },
@@ -72,7 +73,7 @@ fn describe(description: &Option<String>) -> String {
 
 impl Error {
     /// The OAuth error code, when the token endpoint refused.
-    pub fn oauth_error(&self) -> Option<&str> {
+    pub fn oauth_error(&self) -> Option<&ErrorCode> {
         match self {
             Error::OAuth { error, .. } => Some(error),
             _ => None,
@@ -85,15 +86,7 @@ impl Error {
     /// them on its own.
     pub fn is_permanent(&self) -> bool {
         match self {
-            Error::OAuth { error, .. } => matches!(
-                error.as_str(),
-                "invalid_client"
-                    | "unauthorized_client"
-                    | "invalid_scope"
-                    | "invalid_target"
-                    | "invalid_request"
-                    | "unsupported_grant_type"
-            ),
+            Error::OAuth { error, .. } => error.is_permanent(),
             Error::Config(_) => true,
             _ => false,
         }

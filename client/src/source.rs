@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use svctoken_issuer::{MintRequest, Minter, SystemClock};
 use svctoken_jwks::SigningKey;
+use svctoken_mint::{IssuerUrl, MintRequest, Minter, SystemClock};
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
@@ -81,7 +81,7 @@ impl MinterSource {
             minter,
             subject: subject.into(),
             audience: audience.into(),
-            ttl: svctoken_issuer::DEFAULT_TTL,
+            ttl: svctoken_mint::DEFAULT_TTL,
             scope: None,
             claims: Map::new(),
         }
@@ -95,7 +95,7 @@ impl MinterSource {
         audience: impl Into<String>,
     ) -> Result<Self> {
         let key = read_private_key(path.as_ref())?;
-        svctoken_issuer::validate_issuer(issuer).map_err(|e| Error::Config(e.to_string()))?;
+        let issuer = IssuerUrl::parse(issuer).map_err(|e| Error::Config(e.to_string()))?;
         let minter = Minter::with_key(issuer, key, Arc::new(SystemClock));
         Ok(Self::new(minter, subject, audience))
     }
@@ -140,20 +140,16 @@ impl TokenSource for MinterSource {
             let requested_at = Instant::now();
             let minted = self
                 .minter
-                .mint(&MintRequest {
-                    subject: &self.subject,
-                    audience: &self.audience,
-                    ttl: self.ttl,
-                    client_id: None,
-                    scope: self.scope.as_deref(),
-                    actor: None,
-                    prior_actor: None,
-                    claims: Some(&self.claims),
-                })
+                .mint(
+                    &MintRequest::new(&self.subject, &self.audience)
+                        .ttl(self.ttl)
+                        .scope(self.scope.as_deref())
+                        .claims(&self.claims),
+                )
                 .map_err(|e| Error::Mint(e.to_string()))?;
             let lifetime = Duration::from_secs(minted.expires_in());
             Ok(FetchedToken {
-                access_token: Zeroizing::new(minted.token),
+                access_token: Zeroizing::new(minted.token.secret().to_owned()),
                 lifetime: Some(lifetime),
                 requested_at,
             })

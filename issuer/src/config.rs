@@ -10,16 +10,14 @@ use serde_json::{Map, Value};
 use svctoken_jwks::Algorithm;
 
 use crate::clients::{Client, ClientAuth, SecretHash};
-use crate::minter::check_custom_claims;
 use crate::rotation::Schedule;
 use crate::{Audience, Error, Profile, Result};
+use svctoken_mint::{DEFAULT_TTL, IssuerUrl, check_custom_claims};
 
 /// Default `listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default `data_dir`.
 pub const DEFAULT_DATA_DIR: &str = "./svctoken-data";
-/// Default token lifetime (and default client `max_ttl`).
-pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 /// Longest `max_ttl` a client may have.
 pub const MAX_TTL_LIMIT: Duration = Duration::from_secs(24 * 3600);
 
@@ -368,32 +366,11 @@ impl Settings {
     }
 }
 
-/// Checks that `issuer` is what Convex can match: an http(s) URL with a host, no trailing
-/// slash, no query or fragment.
-pub fn validate_issuer(issuer: &str) -> Result<()> {
-    let rest = issuer
-        .strip_prefix("https://")
-        .or_else(|| issuer.strip_prefix("http://"))
-        .ok_or_else(|| {
-            Error::Config(format!(
-                "issuer {issuer:?} must start with https:// (or http:// for local development)"
-            ))
-        })?;
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err(Error::Config(format!("issuer {issuer:?} has no host")));
-    }
-    if issuer.ends_with('/') {
-        return Err(Error::Config(format!(
-            "issuer {issuer:?} ends with '/': remove it (OIDC verifiers compare the issuer byte \
-             for byte, and svctoken publishes and mints it exactly as written)"
-        )));
-    }
-    if issuer.contains(['?', '#']) || issuer.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(Error::Config(format!(
-            "issuer {issuer:?} must not contain a query, a fragment or white space"
-        )));
-    }
-    Ok(())
+/// Checks that `issuer` is what Convex can match (see [`IssuerUrl`]).
+fn validate_issuer(issuer: &str) -> Result<()> {
+    IssuerUrl::parse(issuer)
+        .map(drop)
+        .map_err(|e| Error::Config(e.to_string()))
 }
 
 /// Checks a client id: letters, digits and `- _ . @`.
@@ -508,7 +485,7 @@ fn client(c: ClientConfig, audiences: &[Audience], base: &Path) -> Result<Client
             c.id
         )));
     }
-    check_custom_claims(&c.claims).map_err(context)?;
+    check_custom_claims(&c.claims).map_err(|e| context(e.into()))?;
     Ok(Client {
         subject: c.subject.unwrap_or_else(|| format!("svc:{}", c.id)),
         id: c.id,

@@ -29,9 +29,9 @@ pub enum Error {
     /// A key or token operation failed.
     #[error(transparent)]
     Jose(#[from] svctoken_jwks::Error),
-    /// A mint request is invalid (reserved claim, zero lifetime...).
+    /// Minting failed, or a mint request is invalid (reserved claim, zero lifetime...).
     #[error("mint: {0}")]
-    Mint(String),
+    Mint(#[from] svctoken_mint::Error),
     /// The key ring has no active key (the store is empty and can't be written).
     #[error("no active signing key")]
     NoActiveKey,

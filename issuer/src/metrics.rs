@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::oauth::ErrorCode;
+use svctoken_mint::oauth::ErrorCode;
 
 const ERROR_CODES: [ErrorCode; 8] = [
     ErrorCode::InvalidRequest,
@@ -33,8 +33,8 @@ impl Metrics {
     }
 
     /// A token request was refused with `code`.
-    pub fn refused(&self, code: ErrorCode) {
-        if let Some(i) = ERROR_CODES.iter().position(|c| *c == code) {
+    pub fn refused(&self, code: &ErrorCode) {
+        if let Some(i) = ERROR_CODES.iter().position(|c| c == code) {
             self.refusals[i].fetch_add(1, Relaxed);
         }
     }

@@ -5,9 +5,8 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 use svctoken_issuer::audit::{AuditEvent, MemorySink};
-use svctoken_issuer::{
-    Auditor, Clock, Issuer, KeyStore, MemoryStore, Overrides, SecretHash, Settings,
-};
+use svctoken_issuer::{Auditor, Issuer, KeyStore, MemoryStore, Overrides, SecretHash, Settings};
+use svctoken_mint::Clock;
 use tokio::sync::oneshot;
 
 use crate::convex::{ConvexAuth, Now, Provider};

@@ -7,7 +7,8 @@ use axum::body::Body;
 use axum::http::Request;
 use serde_json::Value;
 use svctoken_issuer::audit::{AuditError, AuditEvent, AuditSink};
-use svctoken_issuer::{Auditor, Issuer, MemoryStore, MockClock, Overrides, Settings};
+use svctoken_issuer::{Auditor, Issuer, MemoryStore, Overrides, Settings};
+use svctoken_mint::MockClock;
 use svctoken_tests::harness::{CLIENT_ID, CLIENT_SECRET, worker_client};
 use tower::ServiceExt as _;
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use svctoken_mint::oauth::ErrorCode;
 
 use svctoken_client::{CacheConfig, Error, FetchFuture, FetchedToken, TokenCache, TokenSource};
 use tokio::time::{Instant, advance, sleep};
@@ -61,7 +62,7 @@ fn transport() -> Error {
 fn invalid_client() -> Error {
     Error::OAuth {
         status: 401,
-        error: "invalid_client".into(),
+        error: ErrorCode::InvalidClient,
         description: None,
     }
 }
@@ -196,11 +197,11 @@ async fn invalid_client_is_not_retried_until_forced() {
     source.then_fail(invalid_client());
     let cache = TokenCache::with_config(source.clone(), config());
     let err = cache.token().await.expect_err("refused");
-    assert_eq!(err.oauth_error(), Some("invalid_client"));
+    assert_eq!(err.oauth_error(), Some(&ErrorCode::InvalidClient));
     for _ in 0..5 {
         sleep(Duration::from_secs(60)).await;
         let again = cache.token().await.expect_err("still refused");
-        assert_eq!(again.oauth_error(), Some("invalid_client"));
+        assert_eq!(again.oauth_error(), Some(&ErrorCode::InvalidClient));
     }
     assert_eq!(cache.fetch_count(), 1, "never retried on its own");
     assert_eq!(

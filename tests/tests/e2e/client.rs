@@ -5,12 +5,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
+use svctoken_mint::oauth::ErrorCode;
 
 use svctoken_client::{
     AuthMethod, CacheConfig, ClientCredentials, Endpoint, Error, MinterSource, TokenCache,
 };
-use svctoken_issuer::{MemoryStore, SystemClock};
+use svctoken_issuer::MemoryStore;
 use svctoken_jwks::{Algorithm, Jwks, SigningKey, Validation, Verifier};
+use svctoken_mint::SystemClock;
 use svctoken_tests::harness::{
     CLIENT_ID, CLIENT_SECRET, TestIssuer, spawn_issuer, spawn_issuer_at, worker_client,
 };
@@ -54,18 +56,18 @@ async fn client_credentials_with_discovery_both_methods_and_typed_errors() {
     let wrong = ClientCredentials::new(Endpoint::Issuer(t.url.clone()), CLIENT_ID, "sts_wrong")
         .audience("convex");
     let err = TokenCache::new(wrong).token().await.expect_err("refused");
-    assert_eq!(err.oauth_error(), Some("invalid_client"));
+    assert_eq!(err.oauth_error(), Some(&ErrorCode::InvalidClient));
     assert!(err.is_permanent());
     let err = TokenCache::new(source(&t).audience("billing"))
         .token()
         .await
         .expect_err("refused");
-    assert_eq!(err.oauth_error(), Some("invalid_target"), "{err}");
+    assert_eq!(err.oauth_error(), Some(&ErrorCode::InvalidTarget), "{err}");
     let err = TokenCache::new(source(&t))
         .token()
         .await
         .expect_err("two audiences, none chosen");
-    assert_eq!(err.oauth_error(), Some("invalid_request"), "{err}");
+    assert_eq!(err.oauth_error(), Some(&ErrorCode::InvalidRequest), "{err}");
 
     // Discovery must speak for the issuer asked (mix-up defence).
     let other = ClientCredentials::new(

@@ -7,7 +7,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
-use svctoken_issuer::{MockClock, rotation};
+use svctoken_issuer::rotation;
+use svctoken_mint::MockClock;
 use svctoken_tests::convex::{CustomJwtAlgorithm, Provider, Reason};
 use svctoken_tests::harness::{TestIssuer, convex_with_clock, spawn_issuer, worker_client};
 

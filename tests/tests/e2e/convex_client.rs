@@ -11,7 +11,7 @@ use svctoken_client::{
     Bytes, ClientCredentials, ConvexClient, Endpoint, Error, FetchFuture, FetchedToken, Int64,
     TokenCache, TokenSource,
 };
-use svctoken_issuer::SystemClock;
+use svctoken_mint::SystemClock;
 use svctoken_tests::fake_convex::{FakeConvex, Kind, Outcome, decode_convex_json};
 use svctoken_tests::harness::{CLIENT_ID, CLIENT_SECRET, TestIssuer, spawn_issuer, worker_client};
 use svctoken_tests::interop::convex_js_call;

@@ -8,8 +8,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use svctoken_client::{ClientCredentials, Endpoint, TokenCache};
-use svctoken_issuer::{Clock as _, SystemClock};
 use svctoken_jwks::{Algorithm, SigningKey};
+use svctoken_mint::{Clock as _, SystemClock};
 use svctoken_tests::harness::{
     CLIENT_ID, CLIENT_SECRET, TestIssuer, key_client, spawn_issuer, worker_client,
 };

@@ -7,27 +7,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use svctoken_issuer::{Clock as _, MintRequest, Minter, MockClock, SystemClock, rotation};
+use svctoken_issuer::rotation;
 use svctoken_jwks::{Algorithm, SigningKey};
+use svctoken_mint::{Actor, Clock as _, IssuerUrl, MintRequest, Minter, MockClock, SystemClock};
 use svctoken_tests::harness::{TestIssuer, spawn_issuer, worker_client};
 
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 fn user_token(minter: &Minter, sub: &str, actor: Option<&str>) -> String {
+    let actor = actor.map(Actor::new);
     minter
-        .mint(&MintRequest {
-            subject: sub,
-            audience: "svctoken",
-            ttl: Duration::from_secs(300),
-            client_id: None,
-            scope: None,
-            actor,
-            prior_actor: None,
-            claims: None,
-        })
+        .mint(
+            &MintRequest::new(sub, "svctoken")
+                .ttl(Duration::from_secs(300))
+                .actor(actor.as_ref()),
+        )
         .expect("mint")
         .token
+        .secret()
+        .to_owned()
 }
 
 async fn upstream() -> TestIssuer {
@@ -95,7 +94,7 @@ async fn a_trusted_user_token_becomes_a_service_token_acting_for_that_user() {
 
     // Refusals.
     let past = Minter::new(
-        &up.url,
+        IssuerUrl::parse(&up.url).expect("url"),
         up.issuer.keys().signer(),
         Arc::new(MockClock::at_unix(SystemClock.unix_secs() - 3600)),
     );
@@ -108,12 +107,12 @@ async fn a_trusted_user_token_becomes_a_service_token_acting_for_that_user() {
         &sig[1..]
     );
     let stranger = Minter::with_key(
-        &up.url,
+        IssuerUrl::parse(&up.url).expect("url"),
         SigningKey::generate(Algorithm::RS256).expect("key"),
         Arc::new(SystemClock),
     );
     let untrusted_issuer = Minter::with_key(
-        "https://evil.example",
+        IssuerUrl::parse("https://evil.example").expect("url"),
         SigningKey::generate(Algorithm::RS256).expect("key"),
         Arc::new(SystemClock),
     );
@@ -149,20 +148,17 @@ async fn a_trusted_user_token_becomes_a_service_token_acting_for_that_user() {
         .await;
     assert_eq!(r.status(), 400, "subject_token_type is required");
     // A delegation chain already at the depth limit can't grow.
-    let deep = json!({"sub": "svc:b", "act": {"sub": "svc:c", "act": {"sub": "svc:d"}}});
+    let deep = Actor::chain(["svc:a", "svc:b", "svc:c", "svc:d"]);
     let too_deep = minter
-        .mint(&MintRequest {
-            subject: "user:42",
-            audience: "svctoken",
-            ttl: Duration::from_secs(300),
-            client_id: None,
-            scope: None,
-            actor: Some("svc:a"),
-            prior_actor: Some(&deep),
-            claims: None,
-        })
+        .mint(
+            &MintRequest::new("user:42", "svctoken")
+                .ttl(Duration::from_secs(300))
+                .actor(deep.as_ref()),
+        )
         .expect("mint")
-        .token;
+        .token
+        .secret()
+        .to_owned();
     let (status, body) = exchange(&t, &too_deep).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -235,7 +231,7 @@ async fn the_upstream_jwks_is_refetched_once_on_an_unknown_kid() {
 
     // Another unknown kid right after: no second refetch within the minute.
     let stranger = Minter::with_key(
-        &up.url,
+        IssuerUrl::parse(&up.url).expect("url"),
         SigningKey::generate(Algorithm::RS256).expect("key"),
         Arc::new(SystemClock),
     );

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use svctoken_issuer::{FileStore, Issuer, MockClock, Overrides, Settings};
+use svctoken_issuer::{FileStore, Issuer, Overrides, Settings};
+use svctoken_mint::MockClock;
 use svctoken_tests::harness::{spawn_issuer, spawn_issuer_with, worker_client};
 
 const START: u64 = 1_800_000_000;

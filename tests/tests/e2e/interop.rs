@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use svctoken_issuer::SystemClock;
+use svctoken_mint::SystemClock;
 use svctoken_tests::harness::{spawn_issuer, worker_client};
 use svctoken_tests::interop::{Case, Implementation, Outcome, verify};
 

@@ -6,7 +6,8 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use svctoken_issuer::{FileStore, MockClock};
+use svctoken_issuer::FileStore;
+use svctoken_mint::MockClock;
 use svctoken_tests::convex::{CustomJwtAlgorithm, Provider};
 use svctoken_tests::harness::{convex_with_clock, spawn_issuer_with, worker_client};
 

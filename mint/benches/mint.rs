@@ -1,7 +1,7 @@
 //! Minting a token against ring signing the same bytes alone: the cost svctoken adds on top of
 //! the signature (claims serialisation, base64, jti, the key swap read).
 //!
-//! Run with: `cargo bench -p svctoken-issuer --bench mint` (or `scripts/bench` for the ratios).
+//! Run with: `cargo bench -p svctoken-mint --bench mint` (or `scripts/bench` for the ratios).
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -14,8 +14,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 use serde_json::json;
-use svctoken_issuer::{MintRequest, Minter, SystemClock};
 use svctoken_jwks::{Algorithm, SigningKey, dangerous};
+use svctoken_mint::{IssuerUrl, MintRequest, Minter, SystemClock};
 
 fn der(key: &SigningKey) -> Vec<u8> {
     pem::parse(dangerous::export_pkcs8_pem(key).as_bytes())
@@ -26,22 +26,18 @@ fn der(key: &SigningKey) -> Vec<u8> {
 fn bench(c: &mut Criterion) {
     let claims = json!({"team": "payments"});
     let claims = claims.as_object().expect("object");
-    let request = MintRequest {
-        subject: "svc:billing-worker",
-        audience: "convex",
-        ttl: Duration::from_secs(300),
-        client_id: Some("billing-worker"),
-        scope: Some("billing:write"),
-        actor: None,
-        prior_actor: None,
-        claims: Some(claims),
-    };
+    let request = MintRequest::new("svc:billing-worker", "convex")
+        .ttl(Duration::from_secs(300))
+        .client_id("billing-worker")
+        .scope(Some("billing:write"))
+        .claims(claims);
+    let issuer = IssuerUrl::parse("https://auth.example.com").expect("valid issuer");
     for alg in [Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256] {
         let key = SigningKey::generate(alg).expect("key");
         let pkcs8 = der(&key);
-        let minter = Minter::with_key("https://auth.example.com", key, Arc::new(SystemClock));
+        let minter = Minter::with_key(issuer.clone(), key, Arc::new(SystemClock));
         let token = minter.mint(&request).expect("mint").token;
-        let (signing_input, _) = token.rsplit_once('.').expect("jws");
+        let (signing_input, _) = token.secret().rsplit_once('.').expect("jws");
         let input = signing_input.as_bytes().to_vec();
         let rng = SystemRandom::new();
 

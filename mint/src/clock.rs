@@ -1,6 +1,5 @@
 //! Time, injected: the only place that reads the system clock.
 
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of wall-clock time. Rotation and minting take one, so tests can drive months of
@@ -35,14 +34,16 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to.
+/// A clock that only moves when told to (feature `test-util`).
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug)]
-pub struct MockClock(Mutex<SystemTime>);
+pub struct MockClock(std::sync::Mutex<SystemTime>);
 
+#[cfg(any(test, feature = "test-util"))]
 impl MockClock {
     /// A clock standing at `start`.
     pub fn new(start: SystemTime) -> Self {
-        MockClock(Mutex::new(start))
+        MockClock(std::sync::Mutex::new(start))
     }
 
     /// A clock standing at `secs` after the Unix epoch.
@@ -62,6 +63,7 @@ impl MockClock {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl Clock for MockClock {
     fn now(&self) -> SystemTime {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())

@@ -1,12 +1,13 @@
-//! The HTTP surface: [`router`] for tests without a socket, [`serve`] for `main`.
+//! The HTTP surface: [`router`] for tests without a socket, [`serve`] for `main`. Handlers
+//! extract, call the library and answer; `token` holds the token endpoint's extractor and
+//! handler, `response` every `IntoResponse` of the token endpoint.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -14,9 +15,13 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use svctoken_mint::oauth::{CLIENT_CREDENTIALS, TOKEN_EXCHANGE};
+
 use crate::Issuer;
-use crate::audit::{Actor, AuditEvent};
-use crate::oauth::{self, BODY_LIMIT, ErrorCode, Grant, OAuthError, Refusal, TokenRequest};
+use crate::oauth::BODY_LIMIT;
+
+mod response;
+mod token;
 
 /// How often the server runs the key lifecycle (and picks up `svctoken keys revoke`).
 pub const LIFECYCLE_INTERVAL: Duration = Duration::from_secs(5);
@@ -27,12 +32,12 @@ pub fn router(issuer: Issuer) -> Router {
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/.well-known/jwks.json", get(jwks_all))
         .route("/audiences/{audience}/jwks.json", get(jwks_audience))
-        .route("/oauth/token", post(token))
+        .route("/oauth/token", post(token::token))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .fallback(not_found)
-        // The handler enforces the limit itself, to answer with an OAuth error body.
+        // The token extractor enforces the limit itself, to answer with an OAuth error body.
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(issuer)
 }
@@ -92,7 +97,7 @@ async fn discovery(State(issuer): State<Issuer>) -> Response {
         "issuer": s.issuer,
         "jwks_uri": s.jwks_uri(),
         "token_endpoint": s.token_endpoint(),
-        "grant_types_supported": [oauth::CLIENT_CREDENTIALS, oauth::TOKEN_EXCHANGE],
+        "grant_types_supported": [CLIENT_CREDENTIALS, TOKEN_EXCHANGE],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "EdDSA"],
         "response_types_supported": ["token"],
@@ -166,145 +171,6 @@ fn serve_jwks(issuer: &Issuer, audience: Option<&str>, headers: &HeaderMap) -> R
         HeaderValue::from_static("application/json"),
     )];
     (common, content_type, rendered.body.to_string()).into_response()
-}
-
-async fn token(
-    State(issuer): State<Issuer>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
-    let peer = peer
-        .map(|Extension(ConnectInfo(addr))| addr.to_string())
-        .unwrap_or_default();
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            let mut error = OAuthError::new(
-                ErrorCode::InvalidRequest,
-                format!(
-                    "the request body could not be read (limit {} KiB)",
-                    BODY_LIMIT / 1024
-                ),
-            );
-            error.status = Some(rejection.status().as_u16());
-            let refusal = Refusal {
-                error,
-                client_id: None,
-                subject: None,
-                audience: None,
-                reason: rejection.to_string(),
-            };
-            return refuse(&issuer, refusal, peer).await;
-        }
-    };
-    let text = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    let request = TokenRequest {
-        content_type: text(header::CONTENT_TYPE),
-        authorization: text(header::AUTHORIZATION),
-        body: &body,
-    };
-    match issuer.endpoint().handle(&request).await {
-        Ok(grant) => issue(&issuer, grant, peer).await,
-        Err(refusal) => refuse(&issuer, refusal, peer).await,
-    }
-}
-
-/// Records the issuance, then hands the token out; when the audit trail is fail-closed and
-/// can't record it, the token is withheld.
-async fn issue(issuer: &Issuer, grant: Grant, peer: String) -> Response {
-    tracing::info!(
-        client_id = %grant.client_id, sub = %grant.subject, aud = %grant.audience,
-        jti = %grant.minted.jti, kid = %grant.minted.kid, exp = grant.minted.expires_at,
-        %peer, "token issued"
-    );
-    let event = AuditEvent {
-        client_id: Some(grant.client_id.clone()),
-        sub: Some(grant.subject.clone()),
-        aud: Some(grant.audience.clone()),
-        act: grant.act.as_ref().and_then(Actor::from_claim),
-        scope: grant.response.scope.clone(),
-        jti: Some(grant.minted.jti.clone()),
-        kid: Some(grant.minted.kid.clone()),
-        exp: Some(grant.minted.expires_at),
-        peer: Some(peer),
-        ..AuditEvent::issued(issuer.clock().unix_secs())
-    };
-    if record(issuer, event).await.is_err() {
-        issuer.metrics().refused(ErrorCode::ServerError);
-        return oauth_error(OAuthError::new(
-            ErrorCode::ServerError,
-            "the issuance could not be recorded",
-        ));
-    }
-    issuer.metrics().issued();
-    let headers = [
-        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        (header::PRAGMA, HeaderValue::from_static("no-cache")),
-    ];
-    (headers, axum::Json(grant.response)).into_response()
-}
-
-async fn refuse(issuer: &Issuer, refusal: Refusal, peer: String) -> Response {
-    issuer.metrics().refused(refusal.error.error);
-    tracing::info!(
-        client_id = refusal.client_id.as_deref().unwrap_or("-"),
-        error = refusal.error.error.as_str(), reason = %refusal.reason, %peer,
-        "token request refused"
-    );
-    let event = AuditEvent {
-        client_id: refusal.client_id,
-        sub: refusal.subject,
-        aud: refusal.audience,
-        peer: Some(peer),
-        ..AuditEvent::refused(
-            issuer.clock().unix_secs(),
-            refusal.error.error.as_str(),
-            refusal.reason,
-        )
-    };
-    // A refusal is answered whatever the trail says; a failure is logged and counted there.
-    let _ = record(issuer, event).await;
-    oauth_error(refusal.error)
-}
-
-/// Records off the executor (the chained file syncs to disk). Err only when fail-closed.
-async fn record(issuer: &Issuer, event: AuditEvent) -> Result<(), ()> {
-    let auditor = issuer.auditor().clone();
-    match tokio::task::spawn_blocking(move || auditor.record(&event)).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
-}
-
-/// The one place an OAuth error becomes a response.
-fn oauth_error(error: OAuthError) -> Response {
-    let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut response = (
-        status,
-        [
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            (header::PRAGMA, HeaderValue::from_static("no-cache")),
-        ],
-        axum::Json(&error),
-    )
-        .into_response();
-    if let Some(seconds) = error.retry_after
-        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
-    {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    if error.error == ErrorCode::InvalidClient {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"svctoken\", charset=\"UTF-8\""),
-        );
-    }
-    response
 }
 
 async fn ready(State(issuer): State<Issuer>) -> Response {

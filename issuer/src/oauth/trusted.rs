@@ -4,11 +4,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde_json::Value;
 use svctoken_jwks::{Algorithm, Claims, Jwks, Validation, Verifier};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::{JoseFailure, SubjectTokenFailure};
 use crate::config::TrustedIssuerConfig;
 
 /// Freshness when the JWKS response has no `Cache-Control: max-age`.
@@ -148,28 +148,26 @@ impl TrustedIssuer {
     }
 
     /// Verifies a user token it issued: signature by one of its keys (algorithm pinned per key
-    /// and limited to the configured ones), `iss`, `aud`, `exp`/`nbf`/`iat` with 5 s leeway,
-    /// and a non-empty `sub`.
-    pub async fn verify(
+    /// and limited to the configured ones), `iss`, `aud`, `exp`/`nbf`/`iat` with 5 s leeway.
+    pub(crate) async fn verify(
         &self,
         token: &str,
         kid: Option<&str>,
         now: SystemTime,
-    ) -> Result<Claims, String> {
-        let jwks = self.jwks.keys(kid).await?;
+    ) -> Result<Claims, SubjectTokenFailure> {
+        let jwks = self.jwks.keys(kid).await.map_err(|e| {
+            tracing::warn!(issuer = %self.config.issuer, error = %e, "trusted issuer JWKS unavailable");
+            SubjectTokenFailure::KeysUnavailable
+        })?;
         let mut validation = Validation::new(&self.config.issuer, &self.config.audience);
         validation.algorithms = self
             .config
             .algorithms
             .clone()
             .unwrap_or_else(|| vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA]);
-        let claims = Verifier::new(&jwks, validation)
+        Verifier::new(&jwks, validation)
             .verify(token, now)
-            .map_err(|e| format!("subject_token: {e}"))?;
-        match claims.get("sub").and_then(Value::as_str) {
-            Some(sub) if !sub.is_empty() => Ok(claims),
-            _ => Err("subject_token: no sub".into()),
-        }
+            .map_err(|e| SubjectTokenFailure::Jose(JoseFailure::from(&e)))
     }
 }
 

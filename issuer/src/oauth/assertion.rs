@@ -8,11 +8,10 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 use svctoken_jwks::{Claims, Validation, Verifier};
 
-use crate::clients::{Client, ClientAuth};
-use crate::clock::unix_secs;
+use svctoken_mint::unix_secs;
 
-/// The `client_assertion_type` for a JWT assertion.
-pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+use super::{AssertionFailure, JoseFailure, RefusalReason};
+use crate::clients::{Client, ClientAuth};
 
 /// An assertion may not be valid for longer than this.
 pub const MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
@@ -72,17 +71,17 @@ pub(crate) fn claimed_client(assertion: &str) -> Option<String> {
 
 /// Verifies `assertion` for `client`: signed by one of its keys (algorithm pinned to the key),
 /// `iss` = `sub` = the client id, `aud` = one of `audiences` (the token endpoint URL or the
-/// issuer), `exp` present and at most five minutes ahead, `jti` present and never seen before.
-/// The error is the reason, for the log and the audit trail only.
+/// issuer), an integer `exp` at most five minutes ahead, a `jti` never seen before.
 pub(crate) fn verify(
     client: &Client,
     assertion: &str,
     audiences: &[&str],
     replay: &ReplayCache,
     now: SystemTime,
-) -> Result<Claims, String> {
+) -> Result<Claims, RefusalReason> {
+    let fail = |why| Err(RefusalReason::Assertion(why));
     let ClientAuth::Keys(jwks) = &client.auth else {
-        return Err("the client has no registered keys".into());
+        return Err(RefusalReason::NotAKeyClient);
     };
     let mut validation =
         Validation::new(&client.id, audiences.first().copied().unwrap_or_default());
@@ -90,27 +89,29 @@ pub(crate) fn verify(
         validation = validation.or_audience(*aud);
     }
     validation.leeway = LEEWAY;
-    let claims = Verifier::new(jwks, validation)
-        .verify(assertion, now)
-        .map_err(|e| format!("assertion: {e}"))?;
+    let claims = match Verifier::new(jwks, validation).verify(assertion, now) {
+        Ok(claims) => claims,
+        Err(e) => return fail(AssertionFailure::Jose(JoseFailure::from(&e))),
+    };
     if claims.get("sub").and_then(Value::as_str) != Some(client.id.as_str()) {
-        return Err("assertion: sub is not the client id".into());
+        return fail(AssertionFailure::SubjectNotClient);
     }
     let now_secs = unix_secs(now);
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_u64)
-        .unwrap_or_default();
+    let Some(exp) = claims.get("exp").and_then(Value::as_u64) else {
+        return fail(AssertionFailure::Jose(JoseFailure::MissingClaim));
+    };
     if exp > now_secs + MAX_ASSERTION_LIFETIME.as_secs() + LEEWAY.as_secs() {
-        return Err("assertion: exp is more than 5 minutes ahead".into());
+        return fail(AssertionFailure::TooLong);
     }
-    let jti = claims
+    let Some(jti) = claims
         .get("jti")
         .and_then(Value::as_str)
         .filter(|j| !j.is_empty() && j.len() <= 256)
-        .ok_or("assertion: no usable jti")?;
+    else {
+        return fail(AssertionFailure::NoJti);
+    };
     if !replay.first_use(&client.id, jti, exp, now_secs) {
-        return Err("assertion: jti already used (replay)".into());
+        return fail(AssertionFailure::Replay);
     }
     Ok(claims)
 }

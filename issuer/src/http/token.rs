@@ -1,0 +1,58 @@
+//! `POST /oauth/token`: the [`TokenForm`] extractor, and a handler that only extracts and
+//! answers.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Extension, FromRequest, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap};
+
+use super::response::Issued;
+use crate::Issuer;
+use crate::oauth::{OAuthError, Refusal, RefusalReason, TokenForm};
+
+/// The token endpoint.
+pub(super) async fn token(
+    State(issuer): State<Issuer>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    form: TokenForm,
+) -> Result<Issued, OAuthError> {
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
+    issuer.token(form, peer).await.map(Issued)
+}
+
+impl FromRequest<Issuer> for TokenForm {
+    type Rejection = OAuthError;
+
+    /// Reads the body (at most 64 KiB) and `Authorization`; an unreadable request is refused,
+    /// logged and audited like any other.
+    async fn from_request(request: Request, issuer: &Issuer) -> Result<Self, OAuthError> {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| *addr);
+        let headers: HeaderMap = request.headers().clone();
+        let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        let parsed = match Bytes::from_request(request, issuer).await {
+            Ok(body) => {
+                let form = TokenForm::parse(text(CONTENT_TYPE), text(AUTHORIZATION), &body);
+                wipe(body);
+                form
+            }
+            Err(rejection) => Err(RefusalReason::BodyUnreadable {
+                status: rejection.status().as_u16(),
+            }),
+        };
+        match parsed {
+            Ok(form) => Ok(form),
+            Err(reason) => Err(issuer.refused(Refusal::new(reason, None), peer).await),
+        }
+    }
+}
+
+/// Zeroes the body once parsed, when this is its only owner (it holds credentials).
+fn wipe(body: Bytes) {
+    if let Ok(mut owned) = body.try_into_mut() {
+        zeroize::Zeroize::zeroize(owned.as_mut());
+    }
+}

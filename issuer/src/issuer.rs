@@ -1,0 +1,228 @@
+//! [`Issuer`]: a running issuer's shared state, and [`Issuer::token`], the one call that turns
+//! a token request into a token or a refusal, audited and counted.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use svctoken_mint::oauth::TokenResponse;
+use svctoken_mint::{Clock, IssuerUrl, Minter};
+
+use crate::audit::{self, AuditEvent, Auditor};
+use crate::oauth::{Granted, OAuthError, Refusal, RefusalReason, TokenEndpoint, TokenForm};
+use crate::{AuditConfig, ClientRegistry, Error, KeyRing, KeyStore, Metrics, Result, Settings};
+
+/// A running issuer's shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct Issuer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    keys: KeyRing,
+    minter: Minter,
+    endpoint: TokenEndpoint,
+    auditor: Auditor,
+    metrics: Metrics,
+    clock: Arc<dyn Clock>,
+}
+
+impl Issuer {
+    /// Opens the issuer: runs the key lifecycle once (creating the first key on an empty store)
+    /// and loads the active key.
+    pub fn open(
+        settings: Settings,
+        store: Arc<dyn KeyStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Issuer> {
+        let auditor = audit_from(&settings.audit)?;
+        Self::open_with_auditor(settings, store, clock, auditor)
+    }
+
+    /// Like [`Issuer::open`], recording the audit trail with `auditor` instead of the sinks the
+    /// settings name.
+    pub fn open_with_auditor(
+        settings: Settings,
+        store: Arc<dyn KeyStore>,
+        clock: Arc<dyn Clock>,
+        auditor: Auditor,
+    ) -> Result<Issuer> {
+        let keys = KeyRing::open(
+            store,
+            settings.schedule.clone(),
+            settings.audiences.clone(),
+            clock.unix_secs(),
+        )?;
+        let issuer_url = IssuerUrl::parse(&settings.issuer)?;
+        let minter = Minter::new(issuer_url, keys.signer(), clock.clone());
+        let endpoint = TokenEndpoint::new(&settings, minter.clone(), clock.clone())?;
+        Ok(Issuer {
+            inner: Arc::new(Inner {
+                settings,
+                keys,
+                minter,
+                endpoint,
+                auditor,
+                metrics: Metrics::default(),
+                clock,
+            }),
+        })
+    }
+
+    /// Answers a token request from `peer`: a token, or the error to send. The issuance or the
+    /// refusal is logged, counted and recorded in the audit trail before this returns; with a
+    /// fail-closed trail, a token whose issuance could not be recorded is withheld.
+    pub async fn token(
+        &self,
+        form: TokenForm,
+        peer: Option<SocketAddr>,
+    ) -> Result<TokenResponse, OAuthError> {
+        match self.inner.endpoint.handle(form).await {
+            Ok(granted) => self.issued(granted, peer).await,
+            Err(refusal) => Err(self.refused(refusal, peer).await),
+        }
+    }
+
+    async fn issued(
+        &self,
+        granted: Granted,
+        peer: Option<SocketAddr>,
+    ) -> Result<TokenResponse, OAuthError> {
+        tracing::debug!(
+            client_id = %granted.client_id, sub = %granted.subject, aud = %granted.audience,
+            jti = %granted.jti, kid = %granted.kid, exp = granted.expires_at, "token issued"
+        );
+        let event = AuditEvent {
+            client_id: Some(granted.client_id),
+            sub: Some(granted.subject),
+            aud: Some(granted.audience),
+            act: granted
+                .actor
+                .as_ref()
+                .and_then(|a| audit::Actor::chain(a.subjects())),
+            scope: granted.response.scope.clone(),
+            jti: Some(granted.jti),
+            kid: Some(granted.kid),
+            exp: Some(granted.expires_at),
+            peer: peer.map(|p| p.to_string()),
+            ..AuditEvent::issued(self.inner.clock.unix_secs())
+        };
+        if !self.record(event).await {
+            let refusal = Refusal {
+                reason: RefusalReason::AuditFailed,
+                client_id: None,
+                subject: None,
+                audience: None,
+            };
+            let error = OAuthError::from(refusal.reason);
+            self.inner.metrics.refused(&error.code);
+            tracing::error!("the audit trail could not record an issuance; the token is withheld");
+            return Err(error);
+        }
+        self.inner.metrics.issued();
+        Ok(granted.response)
+    }
+
+    /// Logs, counts and records a refusal; the error to send.
+    pub(crate) async fn refused(&self, refusal: Refusal, peer: Option<SocketAddr>) -> OAuthError {
+        let error = OAuthError::from(refusal.reason);
+        self.inner.metrics.refused(&error.code);
+        tracing::info!(
+            client_id = refusal.client_id.as_deref().unwrap_or("-"),
+            error = %error.code, reason = %refusal.reason, peer = ?peer,
+            "token request refused"
+        );
+        let event = AuditEvent {
+            client_id: refusal.client_id,
+            sub: refusal.subject,
+            aud: refusal.audience,
+            peer: peer.map(|p| p.to_string()),
+            ..AuditEvent::refused(
+                self.inner.clock.unix_secs(),
+                error.code.as_str(),
+                refusal.reason.to_string(),
+            )
+        };
+        // A refusal is answered whatever the trail says; a failure is logged and counted there.
+        let _ = self.record(event).await;
+        error
+    }
+
+    /// Records off the executor (the chained file syncs to disk). False only when fail-closed
+    /// and the record failed.
+    async fn record(&self, event: AuditEvent) -> bool {
+        let auditor = self.inner.auditor.clone();
+        matches!(
+            tokio::task::spawn_blocking(move || auditor.record(&event)).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The minter (signs with the active key).
+    pub fn minter(&self) -> &Minter {
+        &self.inner.minter
+    }
+
+    /// The key ring.
+    pub fn keys(&self) -> &KeyRing {
+        &self.inner.keys
+    }
+
+    /// The registered clients.
+    pub fn clients(&self) -> &ClientRegistry {
+        self.inner.endpoint.clients()
+    }
+
+    /// The token endpoint.
+    pub fn endpoint(&self) -> &TokenEndpoint {
+        &self.inner.endpoint
+    }
+
+    /// The audit trail.
+    pub fn auditor(&self) -> &Auditor {
+        &self.inner.auditor
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &dyn Clock {
+        self.inner.clock.as_ref()
+    }
+
+    /// Runs the key lifecycle now and picks up changes (blocking; the server calls it every
+    /// [`crate::LIFECYCLE_INTERVAL`] off the executor).
+    pub fn refresh(&self) -> Result<()> {
+        let events = self.inner.keys.refresh(self.inner.clock.unix_secs())?;
+        if !events.is_empty() {
+            self.inner.metrics.rotated();
+        }
+        for event in events {
+            tracing::info!(?event, "key lifecycle");
+        }
+        Ok(())
+    }
+}
+
+/// The auditor the settings describe: the chained file (created 0600 beside the keys by
+/// default) and, if asked, stdout.
+fn audit_from(config: &AuditConfig) -> Result<Auditor> {
+    let mut sinks: Vec<Box<dyn audit::AuditSink>> = Vec::new();
+    if let Some(path) = &config.file {
+        let file = audit::ChainedFile::open(path)
+            .map_err(|e| Error::Config(format!("audit file: {e}")))?;
+        sinks.push(Box::new(file));
+    }
+    if config.stdout {
+        sinks.push(Box::new(audit::StdoutSink));
+    }
+    Ok(Auditor::new(sinks, config.fail_closed))
+}

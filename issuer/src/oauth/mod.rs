@@ -1,0 +1,227 @@
+//! The OAuth 2.0 token endpoint, independent of HTTP: client credentials (RFC 6749 section
+//! 4.4) and token exchange (RFC 8693), clients authenticated by secret or `private_key_jwt`
+//! (RFC 7523), acting for a user with an `act` claim.
+//!
+//! One step per module: [`TokenForm`] is parsed into a typed `Grant` and `ClientProof`
+//! (`request`); `authn` authenticates; `ratelimit`, `exchange` and `policy` decide; the
+//! minter signs. A refusal is a [`RefusalReason`], mapped to its wire [`OAuthError`] in
+//! `refusal`.
+
+mod assertion;
+mod authn;
+mod exchange;
+mod policy;
+mod ratelimit;
+mod refusal;
+mod request;
+mod trusted;
+
+use std::sync::Arc;
+
+use svctoken_mint::oauth::{ACCESS_TOKEN_TYPE, TokenResponse};
+use svctoken_mint::{AccessToken, Actor, Clock, IssuerUrl, MintRequest, Minter};
+
+pub use assertion::{MAX_ASSERTION_LIFETIME, ReplayCache};
+pub use ratelimit::RateLimiter;
+pub use refusal::{AssertionFailure, JoseFailure, OAuthError, RefusalReason, SubjectTokenFailure};
+pub use request::{BODY_LIMIT, TokenForm};
+pub use trusted::{RemoteJwks, TrustedIssuer};
+
+use crate::clients::{Client, ClientRegistry};
+use crate::{Audience, Result, Settings};
+use authn::AssertionAudiences;
+use request::{Grant, TokenRequest};
+
+/// How many assertion `jti`s are remembered at most.
+const REPLAY_CAPACITY: usize = 100_000;
+
+/// A granted request: the answer, and the facts the log and the audit trail record.
+pub(crate) struct Granted {
+    pub(crate) response: TokenResponse,
+    pub(crate) client_id: String,
+    pub(crate) subject: String,
+    pub(crate) audience: String,
+    pub(crate) actor: Option<Actor>,
+    pub(crate) jti: String,
+    pub(crate) kid: String,
+    pub(crate) expires_at: u64,
+}
+
+/// A refused request: the reason, and what is known of the request (never a credential).
+pub(crate) struct Refusal {
+    pub(crate) reason: RefusalReason,
+    pub(crate) client_id: Option<String>,
+    pub(crate) subject: Option<String>,
+    pub(crate) audience: Option<String>,
+}
+
+impl Refusal {
+    pub(crate) fn new(reason: RefusalReason, client_id: Option<&str>) -> Self {
+        Refusal {
+            reason,
+            client_id: client_id.map(str::to_owned),
+            subject: None,
+            audience: None,
+        }
+    }
+}
+
+/// The token endpoint: client authentication, policy, minting.
+pub struct TokenEndpoint {
+    clients: ClientRegistry,
+    audiences: Vec<Audience>,
+    issuer: IssuerUrl,
+    token_endpoint: String,
+    trusted: Vec<TrustedIssuer>,
+    replay: ReplayCache,
+    limiter: RateLimiter,
+    minter: Minter,
+    clock: Arc<dyn Clock>,
+}
+
+impl TokenEndpoint {
+    /// The endpoint of an issuer with these settings, signing with `minter`.
+    pub(crate) fn new(settings: &Settings, minter: Minter, clock: Arc<dyn Clock>) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| crate::Error::Config(format!("HTTP client: {e}")))?;
+        Ok(TokenEndpoint {
+            clients: ClientRegistry::new(settings.clients.clone())?,
+            audiences: settings.audiences.clone(),
+            issuer: minter.issuer().clone(),
+            token_endpoint: settings.token_endpoint(),
+            trusted: settings
+                .trusted_issuers
+                .iter()
+                .map(|t| TrustedIssuer::new(t.clone(), http.clone()))
+                .collect(),
+            replay: ReplayCache::new(REPLAY_CAPACITY),
+            limiter: RateLimiter::new(settings.rate_limit),
+            minter,
+            clock,
+        })
+    }
+
+    /// The registered clients.
+    pub fn clients(&self) -> &ClientRegistry {
+        &self.clients
+    }
+
+    /// The trusted upstream issuers.
+    pub fn trusted_issuers(&self) -> &[TrustedIssuer] {
+        &self.trusted
+    }
+
+    /// Handles one token request: parse, authenticate, limit, decide, sign.
+    pub(crate) async fn handle(&self, form: TokenForm) -> Result<Granted, Refusal> {
+        let request = TokenRequest::parse(form).map_err(|r| Refusal::new(r, None))?;
+        let client = self
+            .authenticate(&request)
+            .map_err(|r| Refusal::new(r, request.proof.claimed_id()))?;
+        let refuse = |reason| Refusal {
+            audience: request.audience.clone(),
+            ..Refusal::new(reason, Some(&client.id))
+        };
+        self.limiter
+            .check(&client.id, self.clock.now())
+            .map_err(|wait| {
+                refuse(RefusalReason::RateLimited {
+                    retry_after: wait.as_secs().max(1),
+                })
+            })?;
+        let (audience, algorithms) =
+            policy::audience(client, &self.audiences, request.audience.as_deref())
+                .map_err(refuse)?;
+        let scope = policy::scope(client, request.scope.as_deref()).map_err(refuse)?;
+        let (subject, actor) =
+            self.subject(client, &request.grant)
+                .await
+                .map_err(|(reason, subject)| Refusal {
+                    subject,
+                    ..refuse(reason)
+                })?;
+        let mint = MintRequest::new(&subject, audience)
+            .ttl(client.max_ttl)
+            .client_id(&client.id)
+            .scope(scope.as_deref())
+            .actor(actor.as_ref())
+            .claims(&client.claims)
+            .algorithms(algorithms);
+        let minted = self.minter.mint(&mint).map_err(|e| match e {
+            svctoken_mint::Error::AlgorithmNotAllowed(_) => {
+                refuse(RefusalReason::AlgorithmChanging)
+            }
+            e => {
+                tracing::error!(error = %e, client_id = %client.id, "signing failed");
+                refuse(RefusalReason::SigningFailed)
+            }
+        })?;
+        Ok(Granted {
+            response: TokenResponse {
+                access_token: AccessToken::clone(&minted.token),
+                token_type: "Bearer".into(),
+                expires_in: Some(minted.expires_in()),
+                scope,
+                issued_token_type: matches!(request.grant, Grant::TokenExchange { .. })
+                    .then_some(ACCESS_TOKEN_TYPE.into()),
+            },
+            client_id: client.id.clone(),
+            audience: audience.to_owned(),
+            subject,
+            actor,
+            jti: minted.jti,
+            kid: minted.kid,
+            expires_at: minted.expires_at,
+        })
+    }
+
+    fn authenticate(&self, request: &TokenRequest) -> Result<&Client, RefusalReason> {
+        let audiences = AssertionAudiences {
+            token_endpoint: &self.token_endpoint,
+            issuer: self.issuer.as_str(),
+        };
+        authn::authenticate(
+            &request.proof,
+            &self.clients,
+            &audiences,
+            &self.replay,
+            self.clock.now(),
+        )
+    }
+
+    /// Whom the token is for, and who acts: the client itself; a user it acts for
+    /// (`subject=`); or the user of an exchanged token, with the client on top of its actors.
+    async fn subject(
+        &self,
+        client: &Client,
+        grant: &Grant,
+    ) -> Result<(String, Option<Actor>), (RefusalReason, Option<String>)> {
+        let (subject, prior) = match grant {
+            Grant::ClientCredentials { subject: None } => {
+                return Ok((client.subject.clone(), None));
+            }
+            Grant::ClientCredentials {
+                subject: Some(user),
+            } => (user.clone(), None),
+            Grant::TokenExchange { subject_token } => {
+                let user =
+                    exchange::verify_subject_token(subject_token, &self.trusted, self.clock.now())
+                        .await
+                        .map_err(|why| (RefusalReason::SubjectToken(why), None))?;
+                (user.sub, user.prior)
+            }
+        };
+        policy::act_as(client, &subject).map_err(|reason| (reason, Some(subject.clone())))?;
+        let actor = Actor::on_top_of(client.subject.clone(), prior);
+        Ok((subject, Some(actor)))
+    }
+}
+
+impl std::fmt::Debug for TokenEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenEndpoint")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
