@@ -16,7 +16,7 @@ pub(crate) fn convex_config(
         Some(name) => settings
             .audience(name)
             .ok_or_else(|| anyhow!("--audience {name:?} is not configured"))?,
-        None if settings.audiences.len() == 1 => &settings.audiences[0],
+        None if settings.audiences().len() == 1 => &settings.audiences()[0],
         None => bail!("several audiences are configured: choose one with --audience"),
     };
     let name = &audience.name;
@@ -29,7 +29,7 @@ pub(crate) fn convex_config(
             }
             println!(
                 "// convex/auth.config.ts\nexport default {{\n  providers: [\n    {{\n      domain: {:?},\n      applicationID: {name:?},\n    }},\n  ],\n}};",
-                settings.issuer
+                settings.issuer()
             );
         }
         Profile::ConvexCustomJwt | Profile::Generic => {
@@ -44,7 +44,7 @@ pub(crate) fn convex_config(
                 let rendered = published
                     .jwks(Some(name))
                     .ok_or_else(|| anyhow!("no JWKS for audience {name:?}"))?;
-                let until = svctoken_issuer::copy_valid_until(&published.set, &settings.schedule)
+                let until = svctoken_issuer::copy_valid_until(&published.set, settings.schedule())
                     .map(time)
                     .unwrap_or_else(|| "the next rotation".into());
                 (
@@ -58,7 +58,8 @@ pub(crate) fn convex_config(
             };
             println!(
                 "// convex/auth.config.ts\nexport default {{\n  providers: [\n    {{\n      type: \"customJwt\",\n      applicationID: {name:?},\n      issuer: {:?},\n{note}      jwks: {jwks:?},\n      algorithm: \"{}\",\n    }},\n  ],\n}};",
-                settings.issuer, settings.schedule.algorithm
+                settings.issuer(),
+                settings.schedule().algorithm
             );
         }
     }

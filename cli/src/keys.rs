@@ -76,7 +76,7 @@ pub(crate) fn keys_rotate(args: &ConfigArgs) -> Result<()> {
     let settings = settings(args)?;
     let store = open_store(&settings)?;
     let now = SystemClock.unix_secs();
-    let events = rotation::rotate_now(store.as_ref(), &settings.schedule, now)?;
+    let events = rotation::rotate_now(store.as_ref(), settings.schedule(), now)?;
     print_events(&events);
     let set: KeySet = store.load()?;
     match set.prepared() {
@@ -95,7 +95,7 @@ pub(crate) fn keys_revoke(kid: &str, args: &ConfigArgs) -> Result<()> {
     let settings = settings(args)?;
     let store = open_store(&settings)?;
     let now = SystemClock.unix_secs();
-    let (revocation, events) = rotation::revoke(store.as_ref(), &settings.schedule, kid, now)
+    let (revocation, events) = rotation::revoke(store.as_ref(), settings.schedule(), kid, now)
         .map_err(|e| match e {
             svctoken_issuer::Error::UnknownKey(_) => {
                 anyhow!("no published key has kid {kid:?}; `svctoken keys list` shows them")
@@ -106,7 +106,7 @@ pub(crate) fn keys_revoke(kid: &str, args: &ConfigArgs) -> Result<()> {
     println!(
         "Verifiers that cached the JWKS may trust it until {} (jwks_max_age {}); a running issuer serves the new JWKS within {}s.",
         time(revocation.trusted_until),
-        humantime::format_duration(settings.schedule.jwks_max_age),
+        humantime::format_duration(settings.schedule().jwks_max_age),
         svctoken_issuer::LIFECYCLE_INTERVAL.as_secs()
     );
     print_events(&events);

@@ -55,7 +55,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  svctoken serve\n  svctoken serve --config svctoken.toml\n  SVCTOKEN_ISSUER=https://auth.example.com svctoken serve --listen 0.0.0.0:8080"
     )]
-    Serve(ConfigArgs),
+    Serve(serve::ServeArgs),
     /// Manage clients.
     #[command(subcommand)]
     Clients(ClientsCommand),
@@ -168,7 +168,7 @@ enum KeysCommand {
 }
 
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
-    svctoken_issuer::parse_duration(text)
+    svctoken_issuer::parse_duration(text).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -184,7 +184,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<()> {
     match command {
-        Command::Serve(config) => serve::serve(&config),
+        Command::Serve(args) => serve::serve(&args),
         Command::Clients(ClientsCommand::Add(args)) => clients::add(&args),
         Command::Keys(KeysCommand::List(config)) => keys::keys_list(&config),
         Command::Keys(KeysCommand::Rotate(config)) => keys::keys_rotate(&config),
@@ -214,18 +214,25 @@ fn run(command: Command) -> Result<()> {
     }
 }
 
+impl ConfigArgs {
+    /// The overrides these flags (and `SVCTOKEN_*` variables) give.
+    pub(crate) fn overrides(&self) -> Overrides {
+        Overrides {
+            issuer: self.issuer.clone(),
+            listen: self.listen.clone(),
+            data_dir: self.data_dir.clone(),
+        }
+    }
+}
+
 pub(crate) fn settings(args: &ConfigArgs) -> Result<Settings> {
-    let overrides = Overrides {
-        issuer: args.issuer.clone(),
-        listen: args.listen.clone(),
-        data_dir: args.data_dir.clone(),
-    };
-    Ok(Settings::load(args.config.as_deref(), &overrides)?)
+    Ok(Settings::load(args.config.as_deref(), &args.overrides())?)
 }
 
 pub(crate) fn open_store(settings: &Settings) -> Result<Arc<FileStore>> {
-    let store = FileStore::open(&settings.data_dir)
-        .with_context(|| format!("opening the key store in {}", settings.data_dir.display()))?;
+    let dir = settings.data_dir();
+    let store = FileStore::open(dir)
+        .with_context(|| format!("opening the key store in {}", dir.display()))?;
     Ok(Arc::new(store))
 }
 
@@ -233,8 +240,8 @@ pub(crate) fn open_store(settings: &Settings) -> Result<Arc<FileStore>> {
 pub(crate) fn open_keyring(settings: &Settings) -> Result<KeyRing> {
     Ok(KeyRing::open(
         open_store(settings)?,
-        settings.schedule.clone(),
-        settings.audiences.clone(),
+        settings.schedule().clone(),
+        settings.audiences().to_vec(),
         SystemClock.unix_secs(),
     )?)
 }

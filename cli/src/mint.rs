@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use serde_json::{Map, Value};
-use svctoken_mint::{IssuerUrl, MintRequest, Minter, SystemClock};
+use svctoken_mint::{MintRequest, Minter, SystemClock};
 
 use crate::{ConfigArgs, open_keyring, settings};
 
@@ -20,17 +20,21 @@ pub(crate) fn mint(
 ) -> Result<()> {
     let settings = settings(args)?;
     if settings.audience(aud).is_none() {
-        let names: Vec<_> = settings.audiences.iter().map(|a| a.name.as_str()).collect();
+        let names: Vec<_> = settings
+            .audiences()
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
         bail!(
             "--aud {aud:?} is not a configured audience (configured: {})",
             names.join(", ")
         );
     }
-    if ttl > settings.schedule.max_token_lifetime {
+    if ttl > settings.schedule().max_token_lifetime {
         bail!(
             "--ttl {} is longer than the longest token lifetime the key schedule allows ({}): raise a client's max_ttl",
             humantime::format_duration(ttl),
-            humantime::format_duration(settings.schedule.max_token_lifetime)
+            humantime::format_duration(settings.schedule().max_token_lifetime)
         );
     }
     let mut extra = Map::new();
@@ -42,8 +46,11 @@ pub(crate) fn mint(
         extra.insert(name.to_owned(), value);
     }
     let ring = open_keyring(&settings)?;
-    let issuer = IssuerUrl::parse(&settings.issuer)?;
-    let minter = Minter::new(issuer, ring.signer(), Arc::new(SystemClock));
+    let minter = Minter::new(
+        settings.issuer().clone(),
+        ring.signer(),
+        Arc::new(SystemClock),
+    );
     let minted = minter.mint(
         &MintRequest::new(sub, aud)
             .ttl(ttl)

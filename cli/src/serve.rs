@@ -1,46 +1,62 @@
 //! `svctoken serve`: the issuer, with the embedded default's development client.
 
+use std::io::IsTerminal as _;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use serde_json::Map;
-use svctoken_issuer::{Client, ClientAuth, Issuer, SecretHash, Settings};
+use clap::{Args, ValueEnum};
+use svctoken_issuer::{ClientConfig, Config, Issuer, SecretHash};
 use svctoken_mint::SystemClock;
 use zeroize::Zeroizing;
 
-use crate::{ConfigArgs, open_store, settings};
+use crate::ConfigArgs;
+
+/// `svctoken serve` flags.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Log line format on standard error: `text` (coloured only on a terminal) or `json`.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "SVCTOKEN_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
 
 /// Runs the issuer until SIGINT or SIGTERM.
-pub(crate) fn serve(args: &ConfigArgs) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let mut settings = settings(args)?;
-    let store = open_store(&settings)?;
-    let dev_secret_file = settings.data_dir.join("dev-client-secret");
-    if settings.embedded_default {
-        settings
-            .clients
-            .push(dev_client(&dev_secret_file, &settings)?);
-    }
+pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
+    init_logs(args.log_format);
+    let mut config = Config::load(args.config.config.as_deref())?;
+    let mut overrides = args.config.overrides();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(settings.listen)
+        let listen = config.listen(&overrides)?;
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("binding {}", settings.listen))?;
+            .with_context(|| format!("binding {listen}"))?;
         let bound = listener.local_addr()?;
-        if settings.issuer_follows_listen {
-            settings.issuer = format!("http://{bound}");
+        overrides.listen = Some(bound.to_string());
+        let data_dir = config.data_dir(&overrides);
+        let store = svctoken_issuer::FileStore::open(&data_dir)
+            .with_context(|| format!("opening the key store in {}", data_dir.display()))?;
+        let dev_secret_file = data_dir.join("dev-client-secret");
+        if config.is_embedded_default() {
+            config.add_client(dev_client(&dev_secret_file)?);
         }
-        if settings.clients.is_empty() {
+        let settings = config.validate(&overrides)?;
+        if settings.clients().iter().next().is_none() {
             tracing::warn!("no [[clients]] are configured: nobody can fetch tokens");
         }
         let issuer = tokio::task::spawn_blocking(move || {
-            Issuer::open(settings, store, Arc::new(SystemClock))
+            Issuer::open(settings, Arc::new(store), Arc::new(SystemClock))
         })
         .await??;
         banner(&issuer, bound, &dev_secret_file);
@@ -50,9 +66,21 @@ pub(crate) fn serve(args: &ConfigArgs) -> Result<()> {
     })
 }
 
+fn init_logs(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
 /// The development client of the embedded default; its secret is made once, kept in a 0600
 /// file, and never printed.
-fn dev_client(path: &Path, settings: &Settings) -> Result<Client> {
+fn dev_client(path: &Path) -> Result<ClientConfig> {
     let secret = match std::fs::read_to_string(path) {
         Ok(text) => Zeroizing::new(text.trim().to_owned()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -62,15 +90,10 @@ fn dev_client(path: &Path, settings: &Settings) -> Result<Client> {
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    Ok(Client {
+    Ok(ClientConfig {
         id: "dev".into(),
-        auth: ClientAuth::Secret(SecretHash::of(&secret)),
-        subject: "svc:dev".into(),
-        audiences: settings.audiences.iter().map(|a| a.name.clone()).collect(),
-        scopes: vec![],
-        max_ttl: svctoken_mint::DEFAULT_TTL,
-        claims: Map::new(),
-        act_as: vec![],
+        secret_sha256: Some(SecretHash::of(&secret).to_hex()),
+        ..ClientConfig::default()
     })
 }
 
@@ -92,12 +115,15 @@ fn write_new_secret_file(path: &Path, secret: &str) -> Result<()> {
 fn banner(issuer: &Issuer, bound: std::net::SocketAddr, dev_secret_file: &Path) {
     let s = issuer.settings();
     let key = issuer.minter().active_key();
-    println!("svctoken: issuer {} listening on {bound}", s.issuer);
-    println!("  discovery: {}/.well-known/openid-configuration", s.issuer);
+    println!("svctoken: issuer {} listening on {bound}", s.issuer());
+    println!(
+        "  discovery: {}",
+        s.issuer().join("/.well-known/openid-configuration")
+    );
     println!("  JWKS:      {}", s.jwks_uri());
     println!("  token:     {}", s.token_endpoint());
     println!("  signing:   {} key {}", key.algorithm(), key.kid());
-    if s.embedded_default {
+    if s.is_embedded_default() {
         println!(
             "embedded default: development client \"dev\", secret in {}",
             dev_secret_file.display()

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use svctoken_mint::oauth::TokenResponse;
-use svctoken_mint::{Clock, IssuerUrl, Minter};
+use svctoken_mint::{Clock, Minter};
 
 use crate::audit::{self, AuditEvent, Auditor};
 use crate::oauth::{Granted, OAuthError, Refusal, RefusalReason, TokenEndpoint, TokenForm};
@@ -35,7 +35,7 @@ impl Issuer {
         store: Arc<dyn KeyStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Issuer> {
-        let auditor = audit_from(&settings.audit)?;
+        let auditor = audit_from(settings.audit())?;
         Self::open_with_auditor(settings, store, clock, auditor)
     }
 
@@ -49,12 +49,11 @@ impl Issuer {
     ) -> Result<Issuer> {
         let keys = KeyRing::open(
             store,
-            settings.schedule.clone(),
-            settings.audiences.clone(),
+            settings.schedule().clone(),
+            settings.audiences().to_vec(),
             clock.unix_secs(),
         )?;
-        let issuer_url = IssuerUrl::parse(&settings.issuer)?;
-        let minter = Minter::new(issuer_url, keys.signer(), clock.clone());
+        let minter = Minter::new(settings.issuer().clone(), keys.signer(), clock.clone());
         let endpoint = TokenEndpoint::new(&settings, minter.clone(), clock.clone())?;
         Ok(Issuer {
             inner: Arc::new(Inner {
@@ -175,7 +174,7 @@ impl Issuer {
 
     /// The registered clients.
     pub fn clients(&self) -> &ClientRegistry {
-        self.inner.endpoint.clients()
+        self.inner.settings.clients()
     }
 
     /// The token endpoint.

@@ -33,7 +33,6 @@
 mod audience;
 pub mod audit;
 mod clients;
-mod config;
 mod error;
 mod http;
 mod issuer;
@@ -41,19 +40,13 @@ mod keyring;
 mod metrics;
 pub mod oauth;
 pub mod rotation;
+mod settings;
 pub mod store;
 
 pub use audience::{Audience, Profile};
 pub use audit::Auditor;
 pub use clients::{
     Client, ClientAuth, ClientRegistry, SECRET_PREFIX, SecretHash, generate_secret, glob_match,
-};
-pub use config::{
-    AuditConfig, RateLimitConfig, TrustedIssuerConfig, jwks_toml_line, read_jwks_file,
-    validate_client_id,
-};
-pub use config::{
-    DEFAULT_DATA_DIR, DEFAULT_LISTEN, MAX_TTL_LIMIT, Overrides, Settings, parse_duration,
 };
 pub use error::{Error, Result};
 pub use http::{LIFECYCLE_INTERVAL, router, serve};
@@ -62,4 +55,9 @@ pub use keyring::{KeyRing, Published, RenderedJwks, copy_valid_until};
 pub use metrics::Metrics;
 pub use oauth::{OAuthError, TokenEndpoint};
 pub use rotation::Schedule;
+pub use settings::{
+    AuditConfig, ClientConfig, Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN, MAX_TTL_LIMIT, Overrides,
+    RateLimitConfig, Settings, TrustedIssuerConfig, jwks_toml_line, parse_duration, read_jwks_file,
+    validate_client_id,
+};
 pub use store::{FileStore, KeyStore, MemoryStore};

@@ -94,7 +94,7 @@ async fn discovery(State(issuer): State<Issuer>) -> Response {
             v
         });
     let doc = json!({
-        "issuer": s.issuer,
+        "issuer": s.issuer().as_str(),
         "jwks_uri": s.jwks_uri(),
         "token_endpoint": s.token_endpoint(),
         "grant_types_supported": [CLIENT_CREDENTIALS, TOKEN_EXCHANGE],
@@ -128,7 +128,7 @@ fn scopes(issuer: &Issuer) -> Vec<String> {
 }
 
 fn cache_control(issuer: &Issuer) -> HeaderValue {
-    let max_age = issuer.settings().schedule.jwks_max_age.as_secs();
+    let max_age = issuer.settings().schedule().jwks_max_age.as_secs();
     HeaderValue::from_str(&format!("public, max-age={max_age}"))
         .unwrap_or(HeaderValue::from_static("no-cache"))
 }

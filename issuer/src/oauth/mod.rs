@@ -87,17 +87,17 @@ impl TokenEndpoint {
             .build()
             .map_err(|e| crate::Error::Config(format!("HTTP client: {e}")))?;
         Ok(TokenEndpoint {
-            clients: ClientRegistry::new(settings.clients.clone())?,
-            audiences: settings.audiences.clone(),
+            clients: settings.clients().clone(),
+            audiences: settings.audiences().to_vec(),
             issuer: minter.issuer().clone(),
             token_endpoint: settings.token_endpoint(),
             trusted: settings
-                .trusted_issuers
+                .trusted_issuers()
                 .iter()
                 .map(|t| TrustedIssuer::new(t.clone(), http.clone()))
                 .collect(),
             replay: ReplayCache::new(REPLAY_CAPACITY),
-            limiter: RateLimiter::new(settings.rate_limit),
+            limiter: RateLimiter::new(settings.rate_limit()),
             minter,
             clock,
         })

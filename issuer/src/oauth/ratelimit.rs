@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::RateLimitConfig;
+use crate::RateLimitConfig;
 
 /// Per-client token buckets.
 #[derive(Debug)]

@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::{JoseFailure, SubjectTokenFailure};
-use crate::config::TrustedIssuerConfig;
+use crate::TrustedIssuerConfig;
 
 /// Freshness when the JWKS response has no `Cache-Control: max-age`.
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(60);

@@ -210,7 +210,7 @@ async fn the_upstream_jwks_is_refetched_once_on_an_unknown_kid() {
     let issuer = up.issuer.clone();
     let kid = issuer.minter().active_key().kid().to_owned();
     tokio::task::spawn_blocking(move || {
-        let schedule = issuer.settings().schedule.clone();
+        let schedule = issuer.settings().schedule().clone();
         rotation::revoke(
             issuer.keys().store(),
             &schedule,

@@ -61,7 +61,7 @@ async fn jwks_is_cacheable_with_etag_and_answers_304() {
     assert_eq!(headers["content-type"], "application/json");
     // max-age is the configured 5 minutes, which is below the prepare lead (max-age + 5 s).
     assert_eq!(headers["cache-control"], "public, max-age=300");
-    let lead = t.issuer.settings().schedule.prepare_lead().as_secs();
+    let lead = t.issuer.settings().schedule().prepare_lead().as_secs();
     assert!(300 < lead);
     let etag = headers["etag"].to_str().expect("ascii").to_owned();
     let jwks: Value = response.json().await.expect("json");
@@ -163,7 +163,7 @@ async fn convex_custom_jwt_audience_gets_only_keys_it_can_parse() {
     assert_eq!(body["error"], "temporarily_unavailable");
     t.token(&[("audience", "api")]).await;
 
-    clock.advance(t.issuer.settings().schedule.prepare_lead());
+    clock.advance(t.issuer.settings().schedule().prepare_lead());
     let issuer = t.issuer.clone();
     tokio::task::spawn_blocking(move || issuer.refresh())
         .await

@@ -1,0 +1,140 @@
+//! Validation of `[[clients]]` entries, and the helpers `svctoken clients add` shares with it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use svctoken_mint::{DEFAULT_TTL, check_custom_claims};
+
+use super::ClientConfig;
+use crate::clients::{Client, ClientAuth, SecretHash};
+use crate::{Audience, Error, Result};
+
+/// Longest `max_ttl` a client may have: 24 hours.
+pub const MAX_TTL_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
+/// Checks a client id: letters, digits and `- _ . @`.
+pub fn validate_client_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "client id {id:?}: use letters, digits and - _ . @"
+        )))
+    }
+}
+
+/// The `jwks = [...]` line of a `[[clients]]` block registering `keys` (inline TOML tables of
+/// their string members), as `svctoken clients add --jwk-file` prints it.
+pub fn jwks_toml_line(keys: &[svctoken_jwks::Jwk]) -> String {
+    let tables: Vec<String> = keys
+        .iter()
+        .map(|jwk| {
+            let members: Vec<String> = ["kty", "kid", "use", "alg", "crv", "n", "e", "x", "y"]
+                .iter()
+                .filter_map(|name| jwk.member(name).map(|v| format!("{name} = {v:?}")))
+                .collect();
+            format!("{{ {} }}", members.join(", "))
+        })
+        .collect();
+    format!("jwks = [{}]\n", tables.join(", "))
+}
+
+/// Reads public keys from a file holding a JWKS (`{"keys": [...]}`) or a single JWK.
+pub fn read_jwks_file(path: &Path) -> Result<Vec<svctoken_jwks::Jwk>> {
+    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    if let Ok(set) = serde_json::from_str::<svctoken_jwks::Jwks>(&text) {
+        return Ok(set.keys);
+    }
+    serde_json::from_str::<svctoken_jwks::Jwk>(&text)
+        .map(|k| vec![k])
+        .map_err(|e| Error::Config(format!("{}: not a JWK or a JWKS ({e})", path.display())))
+}
+
+fn client_auth(c: &ClientConfig, base: &Path) -> Result<ClientAuth> {
+    let keys = match (&c.jwks, &c.jwks_file) {
+        (Some(_), Some(_)) => {
+            return Err(Error::Config("give jwks or jwks_file, not both".into()));
+        }
+        (Some(keys), None) => Some(keys.clone()),
+        (None, Some(file)) => Some(read_jwks_file(&base.join(file))?),
+        (None, None) => None,
+    };
+    match (&c.secret_sha256, keys) {
+        (Some(hash), None) => Ok(ClientAuth::Secret(SecretHash::from_hex(hash)?)),
+        (None, Some(mut keys)) => {
+            if keys.is_empty() {
+                return Err(Error::Config("jwks holds no key".into()));
+            }
+            for key in &mut keys {
+                key.validate()
+                    .map_err(|e| Error::Config(format!("a client key: {e}")))?;
+                if key.kid.is_none() {
+                    key.kid = Some(svctoken_jwks::thumbprint(key)?);
+                }
+            }
+            Ok(ClientAuth::Keys(svctoken_jwks::Jwks { keys }))
+        }
+        (Some(_), Some(_)) => Err(Error::Config(
+            "give a secret_sha256 or public keys (jwks, jwks_file), not both".into(),
+        )),
+        (None, None) => Err(Error::Config(
+            "needs secret_sha256 (svctoken clients add) or public keys (jwks or jwks_file)".into(),
+        )),
+    }
+}
+
+/// Validates one `[[clients]]` entry; relative paths are relative to `base`.
+pub(super) fn client(c: &ClientConfig, audiences: &[Audience], base: &Path) -> Result<Client> {
+    validate_client_id(&c.id)?;
+    let context = |e: Error| Error::Config(format!("client {:?}: {e}", c.id));
+    let auth = client_auth(c, base).map_err(context)?;
+    if let Some(bad) = c.act_as.iter().find(|p| p.is_empty()) {
+        return Err(Error::Config(format!(
+            "client {:?}: act_as pattern {bad:?} is empty",
+            c.id
+        )));
+    }
+    let client_audiences = c
+        .audiences
+        .clone()
+        .unwrap_or_else(|| audiences.iter().map(|a| a.name.clone()).collect());
+    if let Some(unknown) = client_audiences
+        .iter()
+        .find(|name| !audiences.iter().any(|a| &a.name == *name))
+    {
+        return Err(Error::Config(format!(
+            "client {:?} names audience {unknown:?}, which no [[audiences]] entry defines",
+            c.id
+        )));
+    }
+    if let Some(bad) = c.scopes.iter().find(|s| {
+        s.is_empty() || s.contains(|ch: char| ch.is_whitespace() || ch == '"' || ch == '\\')
+    }) {
+        return Err(Error::Config(format!(
+            "client {:?}: scope {bad:?} must be non-empty with no spaces, quotes or backslashes",
+            c.id
+        )));
+    }
+    let max_ttl = c.max_ttl.unwrap_or(DEFAULT_TTL);
+    if max_ttl < Duration::from_secs(1) || max_ttl > MAX_TTL_LIMIT {
+        return Err(Error::Config(format!(
+            "client {:?}: max_ttl must be between 1s and 24h",
+            c.id
+        )));
+    }
+    check_custom_claims(&c.claims).map_err(|e| context(e.into()))?;
+    Ok(Client {
+        subject: c.subject.clone().unwrap_or_else(|| format!("svc:{}", c.id)),
+        id: c.id.clone(),
+        auth,
+        audiences: client_audiences,
+        scopes: c.scopes.clone(),
+        max_ttl,
+        claims: c.claims.clone(),
+        act_as: c.act_as.clone(),
+    })
+}

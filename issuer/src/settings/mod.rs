@@ -1,0 +1,529 @@
+//! Configuration: one TOML file (every key optional), overridden by flags and `SVCTOKEN_*`
+//! environment variables, validated once into [`Settings`], whose fields can't be wrong.
+//!
+//! [`Config`] is the file as read (or the embedded default), not yet validated: `serve` reads
+//! the address to bind from it and adds the embedded default's development client to it before
+//! validating, so the bound address and that client pass the same checks as everything else.
+
+mod client;
+mod file;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use svctoken_jwks::Algorithm;
+use svctoken_mint::{DEFAULT_TTL, IssuerUrl};
+
+pub use client::{MAX_TTL_LIMIT, jwks_toml_line, read_jwks_file, validate_client_id};
+pub use file::{AuditConfig, ClientConfig, RateLimitConfig, TrustedIssuerConfig, parse_duration};
+
+use crate::clients::ClientRegistry;
+use crate::rotation::Schedule;
+use crate::{Audience, Error, Profile, Result};
+use file::ConfigFile;
+
+/// Default `listen`: `127.0.0.1:8080`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default `data_dir`: `./svctoken-data`.
+pub const DEFAULT_DATA_DIR: &str = "./svctoken-data";
+
+/// Values given on the command line or in `SVCTOKEN_*` variables; they win over the file and
+/// relative paths in them are relative to the working directory.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--issuer` / `SVCTOKEN_ISSUER`.
+    pub issuer: Option<String>,
+    /// `--listen` / `SVCTOKEN_LISTEN`.
+    pub listen: Option<String>,
+    /// `--data-dir` / `SVCTOKEN_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A configuration as read, not yet validated.
+#[derive(Debug)]
+pub struct Config {
+    file: ConfigFile,
+    /// The directory relative paths in the file are relative to.
+    base: PathBuf,
+    /// The file it came from; `None` for the embedded default.
+    path: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads the file at `path`, or the embedded default when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let Some(path) = path else {
+            return Ok(Config {
+                file: ConfigFile::default(),
+                base: PathBuf::from("."),
+                path: None,
+            });
+        };
+        let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+        let file =
+            toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        Ok(Config {
+            file,
+            base: path.parent().unwrap_or(Path::new(".")).to_owned(),
+            path: Some(path.to_owned()),
+        })
+    }
+
+    /// Parses TOML text; relative paths in it are relative to the working directory.
+    pub fn from_toml(text: &str) -> Result<Config> {
+        Ok(Config {
+            file: toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?,
+            base: PathBuf::from("."),
+            path: None,
+        })
+    }
+
+    /// True for the embedded default (no file).
+    pub fn is_embedded_default(&self) -> bool {
+        self.path.is_none()
+    }
+
+    /// The address to listen on.
+    pub fn listen(&self, overrides: &Overrides) -> Result<SocketAddr> {
+        let text = overrides
+            .listen
+            .as_deref()
+            .or(self.file.listen.as_deref())
+            .unwrap_or(DEFAULT_LISTEN);
+        text.parse().map_err(|_| {
+            Error::Config(format!(
+                "listen = {text:?} is not an address like \"127.0.0.1:8080\""
+            ))
+        })
+    }
+
+    /// The files store directory.
+    pub fn data_dir(&self, overrides: &Overrides) -> PathBuf {
+        match (&overrides.data_dir, &self.file.data_dir) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(dir)) => self.base.join(dir),
+            (None, None) => DEFAULT_DATA_DIR.into(),
+        }
+    }
+
+    /// Adds a client, validated with the others.
+    pub fn add_client(&mut self, client: ClientConfig) {
+        self.file.clients.push(client);
+    }
+
+    /// Validates everything; the error names the file and says what to change.
+    pub fn validate(self, overrides: &Overrides) -> Result<Settings> {
+        let named = |e: Error| match &self.path {
+            Some(path) => Error::Config(format!("{}: {e}", path.display())),
+            None => e,
+        };
+        self.validate_inner(overrides).map_err(named)
+    }
+
+    fn validate_inner(&self, overrides: &Overrides) -> Result<Settings> {
+        let listen = self.listen(overrides)?;
+        let issuer_text = overrides
+            .issuer
+            .clone()
+            .or(self.file.issuer.clone())
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let issuer = IssuerUrl::parse(&issuer_text).map_err(|e| Error::Config(e.to_string()))?;
+        let audiences = audiences(&self.file)?;
+        let clients = ClientRegistry::new(
+            self.file
+                .clients
+                .iter()
+                .map(|c| client::client(c, &audiences, &self.base))
+                .collect::<Result<Vec<_>>>()?,
+        )?;
+        for t in &self.file.trusted_issuers {
+            IssuerUrl::parse(&t.issuer)
+                .and_then(|_| IssuerUrl::parse(&t.jwks_uri))
+                .map_err(|e| Error::Config(format!("[[trusted_issuers]] {:?}: {e}", t.issuer)))?;
+        }
+        let rate_limit = self.file.rate_limit;
+        if rate_limit.burst == 0 || rate_limit.per_minute == 0 {
+            return Err(Error::Config(
+                "[rate_limit] burst and per_minute must be at least 1".into(),
+            ));
+        }
+        let longest = clients.iter().map(|c| c.max_ttl).max().unwrap_or_default();
+        let keys = &self.file.keys;
+        let schedule = Schedule {
+            algorithm: keys.algorithm.unwrap_or(Algorithm::ES256),
+            rsa_bits: keys.rsa_bits.unwrap_or(2048),
+            rotation_period: keys
+                .rotation_period
+                .unwrap_or(Duration::from_secs(24 * 3600)),
+            jwks_max_age: keys.jwks_max_age.unwrap_or(Duration::from_secs(300)),
+            max_token_lifetime: longest.max(DEFAULT_TTL),
+        };
+        schedule.validate()?;
+        for a in &audiences {
+            a.check_algorithm(schedule.algorithm)?;
+        }
+        let data_dir = self.data_dir(overrides);
+        let audit_file = match &self.file.audit.file {
+            None => Some(data_dir.join("audit.log")),
+            Some(path) if path.as_os_str().is_empty() => None,
+            Some(path) => Some(self.base.join(path)),
+        };
+        Ok(Settings {
+            issuer,
+            listen,
+            data_dir,
+            schedule,
+            audiences,
+            clients,
+            trusted_issuers: self.file.trusted_issuers.clone(),
+            rate_limit,
+            audit: AuditConfig {
+                file: audit_file,
+                ..self.file.audit.clone()
+            },
+            embedded_default: self.is_embedded_default(),
+        })
+    }
+}
+
+fn audiences(file: &ConfigFile) -> Result<Vec<Audience>> {
+    let audiences: Vec<Audience> = match &file.audiences {
+        None => vec![Audience {
+            name: "convex".into(),
+            profile: Profile::ConvexCustomJwt,
+        }],
+        Some(list) => list
+            .iter()
+            .map(|a| Audience {
+                name: a.name.clone(),
+                profile: a.profile.unwrap_or(Profile::ConvexCustomJwt),
+            })
+            .collect(),
+    };
+    if audiences.is_empty() {
+        return Err(Error::Config("at least one [[audiences]] is needed".into()));
+    }
+    for (i, a) in audiences.iter().enumerate() {
+        if a.name.trim().is_empty() || a.name.trim() != a.name {
+            return Err(Error::Config(format!(
+                "audience name {:?} is empty or padded",
+                a.name
+            )));
+        }
+        if audiences[..i].iter().any(|b| b.name == a.name) {
+            return Err(Error::Config(format!(
+                "audience {:?} is listed twice",
+                a.name
+            )));
+        }
+    }
+    Ok(audiences)
+}
+
+/// Validated settings: everything the issuer needs, checked once.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    issuer: IssuerUrl,
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    schedule: Schedule,
+    audiences: Vec<Audience>,
+    clients: ClientRegistry,
+    trusted_issuers: Vec<TrustedIssuerConfig>,
+    rate_limit: RateLimitConfig,
+    audit: AuditConfig,
+    embedded_default: bool,
+}
+
+impl Settings {
+    /// Loads `path` (or the embedded default when `None`) and applies `overrides`.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Settings> {
+        Config::load(path)?.validate(overrides)
+    }
+
+    /// Parses and validates TOML text (relative paths are relative to the working directory).
+    pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Settings> {
+        Config::from_toml(text)?.validate(overrides)
+    }
+
+    /// The issuer URL (`iss`). Default `http://<listen>`.
+    pub fn issuer(&self) -> &IssuerUrl {
+        &self.issuer
+    }
+
+    /// The address to listen on. Default `127.0.0.1:8080`.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// The files store directory. Default `./svctoken-data`.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The key schedule.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// The audiences. Default: one, `convex`, profile `convex-custom-jwt`.
+    pub fn audiences(&self) -> &[Audience] {
+        &self.audiences
+    }
+
+    /// The audience with this name.
+    pub fn audience(&self, name: &str) -> Option<&Audience> {
+        self.audiences.iter().find(|a| a.name == name)
+    }
+
+    /// The registered clients. Default none.
+    pub fn clients(&self) -> &ClientRegistry {
+        &self.clients
+    }
+
+    /// Upstream issuers whose tokens may be exchanged. Default none.
+    pub fn trusted_issuers(&self) -> &[TrustedIssuerConfig] {
+        &self.trusted_issuers
+    }
+
+    /// The per-client rate limit. Default 100 at once, 600 a minute.
+    pub fn rate_limit(&self) -> RateLimitConfig {
+        self.rate_limit
+    }
+
+    /// The audit trail, with `file` resolved (`None`: no file).
+    pub fn audit(&self) -> &AuditConfig {
+        &self.audit
+    }
+
+    /// True when no configuration file was given (the embedded default).
+    pub fn is_embedded_default(&self) -> bool {
+        self.embedded_default
+    }
+
+    /// `<issuer>/.well-known/jwks.json`.
+    pub fn jwks_uri(&self) -> String {
+        self.issuer.join("/.well-known/jwks.json")
+    }
+
+    /// The JWKS URL for one audience: only keys its profile can parse.
+    pub fn audience_jwks_uri(&self, audience: &str) -> String {
+        self.issuer
+            .join(&format!("/audiences/{audience}/jwks.json"))
+    }
+
+    /// `<issuer>/oauth/token`.
+    pub fn token_endpoint(&self) -> String {
+        self.issuer.join("/oauth/token")
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clients::ClientAuth;
+
+    const HASH: &str = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8";
+
+    fn load(text: &str) -> Result<Settings> {
+        Settings::from_toml(text, &Overrides::default())
+    }
+
+    #[test]
+    fn the_documented_example_loads() {
+        let text = format!(
+            r#"
+            issuer = "https://auth.example.com"
+            listen = "127.0.0.1:8080"
+            data_dir = "./svctoken-data"
+            [keys]
+            algorithm = "ES256"
+            rotation_period = "24h"
+            jwks_max_age = "5m"
+            [[audiences]]
+            name = "convex"
+            profile = "convex-custom-jwt"
+            [[clients]]
+            id = "billing-worker"
+            secret_sha256 = "{HASH}"
+            subject = "svc:billing-worker"
+            audiences = ["convex"]
+            scopes = ["billing:write"]
+            max_ttl = "10m"
+            claims = {{ team = "payments" }}
+            "#
+        );
+        let s = load(&text).expect("valid");
+        assert_eq!(s.issuer().as_str(), "https://auth.example.com");
+        assert_eq!(s.schedule().max_token_lifetime, Duration::from_secs(600));
+        let client = s.clients().get("billing-worker").expect("client");
+        assert_eq!(client.claims["team"], "payments");
+        assert_eq!(client.max_ttl, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn key_clients_from_a_file_beside_the_configuration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = svctoken_jwks::SigningKey::generate(Algorithm::EdDSA).expect("key");
+        let jwks = serde_json::json!({"keys": [key.public_jwk()]});
+        std::fs::write(dir.path().join("worker.jwks.json"), jwks.to_string()).expect("write");
+        let config = dir.path().join("svctoken.toml");
+        std::fs::write(
+            &config,
+            "[audit]\nfile = \"\"\n[[clients]]\nid = \"w\"\njwks_file = \"worker.jwks.json\"\nact_as = [\"user:*\"]\n",
+        )
+        .expect("write");
+        let s = Settings::load(Some(&config), &Overrides::default()).expect("valid");
+        let client = s.clients().get("w").expect("client");
+        match &client.auth {
+            ClientAuth::Keys(set) => assert_eq!(set.keys[0].kid.as_deref(), Some(key.kid())),
+            other => panic!("{other:?}"),
+        }
+        assert!(client.may_act_as("user:7"));
+        assert!(
+            s.audit().file.is_none(),
+            "an empty file name turns the file off"
+        );
+        let both = format!("[[clients]]\nid = \"w\"\nsecret_sha256 = \"{HASH}\"\njwks = []\n");
+        assert!(
+            load(&both)
+                .expect_err("both")
+                .to_string()
+                .contains("not both")
+        );
+        let neither = "[[clients]]\nid = \"w\"\n";
+        assert!(
+            load(neither)
+                .expect_err("neither")
+                .to_string()
+                .contains("needs secret_sha256")
+        );
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let s = Settings::load(None, &Overrides::default()).expect("embedded default");
+        assert!(s.is_embedded_default());
+        assert_eq!(s.issuer().as_str(), "http://127.0.0.1:8080");
+        assert_eq!(s.audiences()[0].name, "convex");
+        assert_eq!(s.audiences()[0].profile, Profile::ConvexCustomJwt);
+        assert_eq!(s.schedule(), &Schedule::default());
+        assert_eq!(s.data_dir(), Path::new(DEFAULT_DATA_DIR));
+        assert_eq!(
+            s.audit().file.as_deref(),
+            Some(Path::new(DEFAULT_DATA_DIR).join("audit.log").as_path())
+        );
+        let over = Overrides {
+            issuer: Some("https://id.example".into()),
+            listen: Some("0.0.0.0:9000".into()),
+            data_dir: Some("/tmp/x".into()),
+        };
+        let s = Settings::from_toml("issuer = \"https://file.example\"", &over).expect("ok");
+        assert_eq!(s.issuer().as_str(), "https://id.example");
+        assert_eq!(s.listen().port(), 9000);
+        assert_eq!(s.data_dir(), Path::new("/tmp/x"));
+    }
+
+    #[test]
+    fn relative_paths_in_a_file_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("svctoken.toml");
+        std::fs::write(
+            &config,
+            "data_dir = \"keys\"\n[audit]\nfile = \"logs/audit.log\"\n",
+        )
+        .expect("write");
+        let s = Settings::load(Some(&config), &Overrides::default()).expect("valid");
+        assert_eq!(s.data_dir(), dir.path().join("keys"));
+        assert_eq!(
+            s.audit().file.as_deref(),
+            Some(dir.path().join("logs/audit.log").as_path())
+        );
+        std::fs::write(&config, "data_dir = \"keys\"\n").expect("write");
+        let s = Settings::load(Some(&config), &Overrides::default()).expect("valid");
+        assert_eq!(
+            s.audit().file.as_deref(),
+            Some(dir.path().join("keys/audit.log").as_path()),
+            "the default audit file sits in the resolved data_dir"
+        );
+        let flag = Overrides {
+            data_dir: Some("elsewhere".into()),
+            ..Overrides::default()
+        };
+        let s = Settings::load(Some(&config), &flag).expect("valid");
+        assert_eq!(
+            s.data_dir(),
+            Path::new("elsewhere"),
+            "a flag is relative to the working directory"
+        );
+    }
+
+    #[test]
+    fn the_bound_address_and_an_added_client_are_validated() {
+        let mut config = Config::load(None).expect("embedded");
+        let bound = Overrides {
+            listen: Some("127.0.0.1:41234".into()),
+            ..Overrides::default()
+        };
+        config.add_client(ClientConfig {
+            id: "dev".into(),
+            secret_sha256: Some(HASH.into()),
+            ..ClientConfig::default()
+        });
+        let s = config.validate(&bound).expect("valid");
+        assert_eq!(s.issuer().as_str(), "http://127.0.0.1:41234");
+        assert_eq!(
+            s.clients().get("dev").map(|c| c.audiences.clone()),
+            Some(vec!["convex".to_owned()])
+        );
+        let mut twice = Config::load(None).expect("embedded");
+        for _ in 0..2 {
+            twice.add_client(ClientConfig {
+                id: "dev".into(),
+                secret_sha256: Some(HASH.into()),
+                ..ClientConfig::default()
+            });
+        }
+        assert!(
+            twice
+                .validate(&bound)
+                .expect_err("duplicate")
+                .to_string()
+                .contains("twice")
+        );
+    }
+
+    #[test]
+    fn refuses_what_would_break_consumers_with_a_fix() {
+        let client =
+            |extra: &str| format!("[[clients]]\nid = \"a\"\nsecret_sha256 = \"{HASH}\"\n{extra}");
+        for (text, expect) in [
+            ("issuer = \"https://a.example/\"".to_owned(), "remove it"),
+            ("issuer = \"auth.example\"".to_owned(), "must start with https://"),
+            ("[keys]\nalgorithm = \"EdDSA\"".to_owned(), "set [keys] algorithm"),
+            (
+                "[keys]\nalgorithm = \"ES256\"\n[[audiences]]\nname = \"c\"\nprofile = \"convex-oidc\""
+                    .to_owned(),
+                "convex-oidc",
+            ),
+            ("[keys]\nrotation_period = \"1m\"".to_owned(), "rotation_period"),
+            ("[keys]\nrotation_period = \"soon\"".to_owned(), "is not a duration"),
+            ("[[trusted_issuers]]\nissuer = \"x\"\njwks_uri = \"https://x/j\"\naudience = \"a\"".to_owned(), "must start with https://"),
+            ("colour = \"blue\"".to_owned(), "unknown field"),
+            (client("claims = { sub = \"root\" }"), "reserved"),
+            (client("claims = { tokenIdentifier = \"x\" }"), "reserved"),
+            (client("audiences = [\"nope\"]"), "no [[audiences]] entry"),
+            (client("max_ttl = \"48h\""), "max_ttl"),
+            (client("scopes = [\"a b\"]"), "scope"),
+            ("[[clients]]\nid = \"a\"\nsecret_sha256 = \"xyz\"".to_owned(), "64 hex digits"),
+            (format!("{}\n{}", client(""), client("")), "twice"),
+            ("listen = \"localhost\"".to_owned(), "not an address"),
+        ] {
+            let err = match load(&text) {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("accepted: {text}"),
+            };
+            assert!(err.contains(expect), "{text}\n=> {err}");
+        }
+    }
+}
