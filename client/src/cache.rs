@@ -21,7 +21,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::{AccessToken, Error, FetchedToken, Result, TokenSource};
+use crate::{CachedToken, Error, FetchedToken, Result, TokenSource};
 
 /// When the cache refreshes and how it backs off.
 #[derive(Clone, Debug)]
@@ -60,7 +60,7 @@ pub struct TokenCache {
 struct Shared {
     source: Box<dyn TokenSource>,
     config: CacheConfig,
-    current: ArcSwapOption<AccessToken>,
+    current: ArcSwapOption<CachedToken>,
     flight: Mutex<Flight>,
     background: AtomicBool,
     /// No background refresh before this many milliseconds after `epoch` (backoff).
@@ -104,7 +104,7 @@ impl TokenCache {
 
     /// The cached token if it is fresh (not yet due for refresh): no lock, no allocation.
     #[inline]
-    pub fn cached(&self) -> Option<Arc<AccessToken>> {
+    pub fn cached(&self) -> Option<Arc<CachedToken>> {
         let guard = self.shared.current.load();
         match &*guard {
             Some(t) if t.is_fresh_at(Instant::now()) => Some(Arc::clone(t)),
@@ -114,7 +114,7 @@ impl TokenCache {
 
     /// A valid token: the cached one when possible (starting a background refresh when it is
     /// due), otherwise a new one, fetched once for all concurrent callers.
-    pub async fn token(&self) -> Result<Arc<AccessToken>> {
+    pub async fn token(&self) -> Result<Arc<CachedToken>> {
         let now = Instant::now();
         if let Some(t) = &*self.shared.current.load() {
             if t.is_fresh_at(now) {
@@ -132,7 +132,7 @@ impl TokenCache {
 
     /// Replaces the cached token now, for a token a server rejected. Concurrent calls share
     /// one fetch. Clears a permanent failure, so it also retries after `invalid_client`.
-    pub async fn force_refresh(&self) -> Result<Arc<AccessToken>> {
+    pub async fn force_refresh(&self) -> Result<Arc<CachedToken>> {
         self.refresh(Some(Instant::now())).await
     }
 
@@ -158,7 +158,7 @@ impl TokenCache {
         });
     }
 
-    async fn refresh(&self, forced_at: Option<Instant>) -> Result<Arc<AccessToken>> {
+    async fn refresh(&self, forced_at: Option<Instant>) -> Result<Arc<CachedToken>> {
         let shared = &self.shared;
         let mut flight = shared.flight.lock().await;
         let now = Instant::now();
@@ -211,16 +211,16 @@ impl TokenCache {
         }
     }
 
-    fn schedule(&self, fetched: FetchedToken) -> AccessToken {
+    fn schedule(&self, fetched: FetchedToken) -> CachedToken {
         let Some(lifetime) = fetched.lifetime else {
-            return AccessToken::new(fetched, None, None);
+            return CachedToken::new(fetched, None, None);
         };
         let c = &self.shared.config;
         let start = fetched.requested_at;
         let expires = start + lifetime - c.expiry_margin.min(lifetime / 10);
         let ahead = lifetime.mul_f64(c.refresh_ahead + c.jitter * self.random_unit());
         let refresh = (start + lifetime.saturating_sub(ahead)).min(expires);
-        AccessToken::new(fetched, Some(refresh), Some(expires))
+        CachedToken::new(fetched, Some(refresh), Some(expires))
     }
 
     fn backoff(&self, failures: u32) -> Duration {

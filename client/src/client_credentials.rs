@@ -11,7 +11,7 @@ use ring::rand::{SecureRandom as _, SystemRandom};
 use serde::Deserialize;
 use serde_json::json;
 use svctoken_jwks::SigningKey;
-use svctoken_mint::oauth::{CLIENT_ASSERTION_TYPE, ErrorBody};
+use svctoken_mint::oauth::{CLIENT_ASSERTION_TYPE, ErrorBody, TokenResponse};
 use svctoken_mint::{Clock as _, SystemClock};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
@@ -69,13 +69,6 @@ pub struct ClientCredentials {
 struct Discovery {
     issuer: String,
     token_endpoint: String,
-}
-
-#[derive(Deserialize)]
-struct Success {
-    access_token: String,
-    token_type: String,
-    expires_in: Option<u64>,
 }
 
 impl ClientCredentials {
@@ -248,7 +241,7 @@ impl ClientCredentials {
                 )),
             });
         }
-        let success: Success = serde_json::from_slice(&body)
+        let success: TokenResponse = serde_json::from_slice(&body)
             .map_err(|e| Error::Protocol(format!("token endpoint answer: {e}")))?;
         if !success.token_type.eq_ignore_ascii_case("bearer") {
             return Err(Error::Protocol(format!(
@@ -257,7 +250,7 @@ impl ClientCredentials {
             )));
         }
         Ok(FetchedToken {
-            access_token: Zeroizing::new(success.access_token),
+            access_token: success.access_token,
             lifetime: Some(
                 success
                     .expires_in

@@ -47,7 +47,7 @@ mod tests {
             let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
             Box::pin(async move {
                 Ok(FetchedToken {
-                    access_token: zeroize::Zeroizing::new(format!("token-{n}")),
+                    access_token: svctoken_mint::AccessToken::new(format!("token-{n}")),
                     lifetime: Some(Duration::from_secs(300)),
                     requested_at: tokio::time::Instant::now(),
                 })

@@ -24,7 +24,7 @@
 //! - `source`: [`TokenSource`], [`StaticToken`], [`MinterSource`].
 //! - `client_credentials`: [`ClientCredentials`] (`client_secret_basic` / `_post`, discovery).
 //! - `cache`: [`TokenCache`] and [`CacheConfig`].
-//! - `token`: [`AccessToken`], [`FetchedToken`].
+//! - `token`: [`CachedToken`], [`FetchedToken`].
 //! - `convex`: [`ConvexClient`].
 //! - `values`: Convex's encoded JSON: [`Int64`], [`Bytes`], [`Float`], [`int64`], [`encode_args`].
 //! - `bearer`: [`BearerLayer`] for tower stacks.
@@ -49,5 +49,6 @@ pub use client_credentials::{
 pub use convex::{CONVEX_CLIENT, ConvexClient, DEFAULT_TIMEOUT};
 pub use error::{Error, Result};
 pub use source::{FetchFuture, MinterSource, StaticToken, TokenSource};
-pub use token::{AccessToken, FetchedToken};
+pub use svctoken_mint::AccessToken;
+pub use token::{CachedToken, FetchedToken};
 pub use values::{Bytes, Float, Int64, MAX_SAFE_INTEGER, encode_args, int64};

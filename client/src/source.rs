@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use svctoken_jwks::SigningKey;
-use svctoken_mint::{IssuerUrl, MintRequest, Minter, SystemClock};
+use svctoken_mint::{AccessToken, IssuerUrl, MintRequest, Minter, SystemClock};
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
@@ -27,7 +27,7 @@ pub trait TokenSource: Send + Sync + 'static {
 
 /// A fixed token, for tests and scripts. It never expires unless given a lifetime.
 pub struct StaticToken {
-    token: Zeroizing<String>,
+    token: AccessToken,
     lifetime: Option<Duration>,
 }
 
@@ -35,7 +35,7 @@ impl StaticToken {
     /// A token that is always valid.
     pub fn new(token: impl Into<String>) -> Self {
         StaticToken {
-            token: Zeroizing::new(token.into()),
+            token: AccessToken::new(token.into()),
             lifetime: None,
         }
     }
@@ -43,7 +43,7 @@ impl StaticToken {
     /// A token valid for `lifetime` from each fetch.
     pub fn with_lifetime(token: impl Into<String>, lifetime: Duration) -> Self {
         StaticToken {
-            token: Zeroizing::new(token.into()),
+            token: AccessToken::new(token.into()),
             lifetime: Some(lifetime),
         }
     }
@@ -149,7 +149,7 @@ impl TokenSource for MinterSource {
                 .map_err(|e| Error::Mint(e.to_string()))?;
             let lifetime = Duration::from_secs(minted.expires_in());
             Ok(FetchedToken {
-                access_token: Zeroizing::new(minted.token.secret().to_owned()),
+                access_token: minted.token,
                 lifetime: Some(lifetime),
                 requested_at,
             })

@@ -3,13 +3,13 @@
 use std::fmt;
 use std::time::Duration;
 
+use svctoken_mint::AccessToken;
 use tokio::time::Instant;
-use zeroize::Zeroizing;
 
 /// A token as a [`TokenSource`](crate::TokenSource) obtained it.
 pub struct FetchedToken {
     /// The bearer token.
-    pub access_token: Zeroizing<String>,
+    pub access_token: AccessToken,
     /// Its lifetime as the issuer stated it (`expires_in`); `None` when it never expires or
     /// the issuer did not say.
     pub lifetime: Option<Duration>,
@@ -28,20 +28,20 @@ impl fmt::Debug for FetchedToken {
 }
 
 /// A token held by the cache. Its `Debug` never shows the token.
-pub struct AccessToken {
-    value: Zeroizing<String>,
+pub struct CachedToken {
+    value: AccessToken,
     obtained_at: Instant,
     refresh_at: Option<Instant>,
     expires_at: Option<Instant>,
 }
 
-impl AccessToken {
+impl CachedToken {
     pub(crate) fn new(
         fetched: FetchedToken,
         refresh_at: Option<Instant>,
         expires_at: Option<Instant>,
     ) -> Self {
-        AccessToken {
+        CachedToken {
             value: fetched.access_token,
             obtained_at: fetched.requested_at,
             refresh_at,
@@ -51,7 +51,7 @@ impl AccessToken {
 
     /// The bearer token, for an `Authorization: Bearer` header.
     pub fn as_str(&self) -> &str {
-        &self.value
+        self.value.secret()
     }
 
     /// When the cache stops handing it out (local monotonic time); `None`: never.
@@ -77,9 +77,9 @@ impl AccessToken {
     }
 }
 
-impl fmt::Debug for AccessToken {
+impl fmt::Debug for CachedToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessToken")
+        f.debug_struct("CachedToken")
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }

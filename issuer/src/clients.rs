@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::oauth::RefusalReason;
 use crate::{Error, Result};
 
 /// Prefix of every generated client secret, so secret scanners can recognise a leaked one.
@@ -131,17 +132,6 @@ pub struct ClientRegistry {
     by_id: HashMap<String, Client>,
 }
 
-/// Why client authentication failed (for the log; the caller only hears `invalid_client`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuthFailure {
-    /// No client has this id.
-    UnknownClient,
-    /// The secret does not match.
-    WrongSecret,
-    /// The client authenticates with keys, not a secret.
-    NotASecretClient,
-}
-
 impl ClientRegistry {
     /// A registry of these clients; duplicate ids are refused.
     pub fn new(clients: impl IntoIterator<Item = Client>) -> Result<Self> {
@@ -169,17 +159,17 @@ impl ClientRegistry {
 
     /// Authenticates `id` with `secret`. The secret is hashed and compared in constant time,
     /// and an unknown id costs the same hash and comparison, so timing tells nothing.
-    pub fn authenticate(&self, id: &str, secret: &str) -> Result<&Client, AuthFailure> {
+    pub fn authenticate(&self, id: &str, secret: &str) -> Result<&Client, RefusalReason> {
         let presented = SecretHash::of(secret);
         match self.by_id.get(id) {
             Some(client) => match &client.auth {
                 ClientAuth::Secret(hash) if hash.matches(&presented) => Ok(client),
-                ClientAuth::Secret(_) => Err(AuthFailure::WrongSecret),
-                ClientAuth::Keys(_) => Err(AuthFailure::NotASecretClient),
+                ClientAuth::Secret(_) => Err(RefusalReason::WrongSecret),
+                ClientAuth::Keys(_) => Err(RefusalReason::NotASecretClient),
             },
             None => {
                 let _ = SecretHash([0; 32]).matches(&presented);
-                Err(AuthFailure::UnknownClient)
+                Err(RefusalReason::UnknownClient)
             }
         }
     }
@@ -241,11 +231,11 @@ mod tests {
         assert_eq!(registry.authenticate("a", "s1").expect("ok").id, "a");
         assert_eq!(
             registry.authenticate("a", "s2").err(),
-            Some(AuthFailure::WrongSecret)
+            Some(RefusalReason::WrongSecret)
         );
         assert_eq!(
             registry.authenticate("c", "s1").err(),
-            Some(AuthFailure::UnknownClient)
+            Some(RefusalReason::UnknownClient)
         );
         assert!(ClientRegistry::new([client("a", "x"), client("a", "y")]).is_err());
     }

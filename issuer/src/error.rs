@@ -35,6 +35,14 @@ pub enum Error {
     /// The key ring has no active key (the store is empty and can't be written).
     #[error("no active signing key")]
     NoActiveKey,
+    /// A trusted issuer's JWKS could not be fetched or read.
+    #[error("JWKS {url}: {message}")]
+    RemoteJwks {
+        /// Where it was fetched from.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A key id named by the caller is not in the store.
     #[error("no key with kid {0:?}")]
     UnknownKey(String),

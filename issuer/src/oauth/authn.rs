@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use super::assertion::{self, ReplayCache};
 use super::request::ClientProof;
 use super::{AssertionFailure, RefusalReason};
-use crate::clients::{AuthFailure, Client, ClientRegistry};
+use crate::clients::{Client, ClientRegistry};
 
 /// Who may be named as an assertion's audience: the token endpoint URL and the issuer.
 pub(crate) struct AssertionAudiences<'a> {
@@ -23,15 +23,7 @@ pub(crate) fn authenticate<'r>(
     now: SystemTime,
 ) -> Result<&'r Client, RefusalReason> {
     match proof {
-        ClientProof::Secret { id, secret } => {
-            clients
-                .authenticate(id, secret)
-                .map_err(|failure| match failure {
-                    AuthFailure::UnknownClient => RefusalReason::UnknownClient,
-                    AuthFailure::WrongSecret => RefusalReason::WrongSecret,
-                    AuthFailure::NotASecretClient => RefusalReason::NotASecretClient,
-                })
-        }
+        ClientProof::Secret { id, secret } => clients.authenticate(id, secret),
         ClientProof::Assertion { id, assertion } => {
             let claimed = assertion::claimed_client(assertion);
             let id = match (id.as_deref(), claimed.as_deref()) {

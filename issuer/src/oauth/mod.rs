@@ -19,7 +19,7 @@ mod trusted;
 use std::sync::Arc;
 
 use svctoken_mint::oauth::{ACCESS_TOKEN_TYPE, TokenResponse};
-use svctoken_mint::{AccessToken, Actor, Clock, IssuerUrl, MintRequest, Minter};
+use svctoken_mint::{Actor, Clock, IssuerUrl, MintRequest, Minted, Minter};
 
 pub use assertion::{MAX_ASSERTION_LIFETIME, ReplayCache};
 pub use ratelimit::RateLimiter;
@@ -62,6 +62,51 @@ impl Refusal {
             client_id: client_id.map(str::to_owned),
             subject: None,
             audience: None,
+        }
+    }
+
+    fn audience(mut self, audience: Option<&str>) -> Self {
+        self.audience = audience.map(str::to_owned);
+        self
+    }
+
+    fn subject(mut self, subject: Option<String>) -> Self {
+        self.subject = subject;
+        self
+    }
+}
+
+impl Granted {
+    /// The answer for `minted`; the caller fills in who it is for.
+    fn new(minted: Minted, subject: String, scope: Option<String>, exchanged: bool) -> Self {
+        let expires_in = minted.expires_in();
+        Granted {
+            response: TokenResponse {
+                access_token: minted.token,
+                token_type: "Bearer".into(),
+                expires_in: Some(expires_in),
+                scope,
+                issued_token_type: exchanged.then_some(ACCESS_TOKEN_TYPE.into()),
+            },
+            client_id: String::new(),
+            subject,
+            audience: String::new(),
+            actor: None,
+            jti: minted.jti,
+            kid: minted.kid,
+            expires_at: minted.expires_at,
+        }
+    }
+}
+
+/// The refusal a minting failure becomes: an audience that can't verify the active key's
+/// algorithm waits for the next key; anything else is our failure.
+fn mint_failure(e: &svctoken_mint::Error) -> RefusalReason {
+    match e {
+        svctoken_mint::Error::AlgorithmNotAllowed(_) => RefusalReason::AlgorithmChanging,
+        e => {
+            tracing::error!(error = %e, "signing failed");
+            RefusalReason::SigningFailed
         }
     }
 }
@@ -119,28 +164,14 @@ impl TokenEndpoint {
         let client = self
             .authenticate(&request)
             .map_err(|r| Refusal::new(r, request.proof.claimed_id()))?;
-        let refuse = |reason| Refusal {
-            audience: request.audience.clone(),
-            ..Refusal::new(reason, Some(&client.id))
-        };
-        self.limiter
-            .check(&client.id, self.clock.now())
-            .map_err(|wait| {
-                refuse(RefusalReason::RateLimited {
-                    retry_after: wait.as_secs().max(1),
-                })
-            })?;
+        let asked = request.audience.as_deref();
+        let refuse = |reason| Refusal::new(reason, Some(&client.id)).audience(asked);
+        self.rate_limit(client).map_err(refuse)?;
         let (audience, algorithms) =
-            policy::audience(client, &self.audiences, request.audience.as_deref())
-                .map_err(refuse)?;
+            policy::audience(client, &self.audiences, asked).map_err(refuse)?;
         let scope = policy::scope(client, request.scope.as_deref()).map_err(refuse)?;
-        let (subject, actor) =
-            self.subject(client, &request.grant)
-                .await
-                .map_err(|(reason, subject)| Refusal {
-                    subject,
-                    ..refuse(reason)
-                })?;
+        let (subject, actor) = (self.subject(client, &request.grant).await)
+            .map_err(|(reason, subject)| refuse(reason).subject(subject))?;
         let mint = MintRequest::new(&subject, audience)
             .ttl(client.max_ttl)
             .client_id(&client.id)
@@ -148,32 +179,25 @@ impl TokenEndpoint {
             .actor(actor.as_ref())
             .claims(&client.claims)
             .algorithms(algorithms);
-        let minted = self.minter.mint(&mint).map_err(|e| match e {
-            svctoken_mint::Error::AlgorithmNotAllowed(_) => {
-                refuse(RefusalReason::AlgorithmChanging)
-            }
-            e => {
-                tracing::error!(error = %e, client_id = %client.id, "signing failed");
-                refuse(RefusalReason::SigningFailed)
-            }
-        })?;
+        let minted = self
+            .minter
+            .mint(&mint)
+            .map_err(|e| refuse(mint_failure(&e)))?;
+        let exchanged = matches!(request.grant, Grant::TokenExchange { .. });
         Ok(Granted {
-            response: TokenResponse {
-                access_token: AccessToken::clone(&minted.token),
-                token_type: "Bearer".into(),
-                expires_in: Some(minted.expires_in()),
-                scope,
-                issued_token_type: matches!(request.grant, Grant::TokenExchange { .. })
-                    .then_some(ACCESS_TOKEN_TYPE.into()),
-            },
             client_id: client.id.clone(),
             audience: audience.to_owned(),
-            subject,
             actor,
-            jti: minted.jti,
-            kid: minted.kid,
-            expires_at: minted.expires_at,
+            ..Granted::new(minted, subject, scope, exchanged)
         })
+    }
+
+    fn rate_limit(&self, client: &Client) -> Result<(), RefusalReason> {
+        self.limiter
+            .check(&client.id, self.clock.now())
+            .map_err(|wait| RefusalReason::RateLimited {
+                retry_after: wait.as_secs().max(1),
+            })
     }
 
     fn authenticate(&self, request: &TokenRequest) -> Result<&Client, RefusalReason> {

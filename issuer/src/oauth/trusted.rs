@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::{JoseFailure, SubjectTokenFailure};
-use crate::TrustedIssuerConfig;
+use crate::{Error, Result, TrustedIssuerConfig};
 
 /// Freshness when the JWKS response has no `Cache-Control: max-age`.
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(60);
@@ -51,7 +51,7 @@ impl RemoteJwks {
 
     /// The keys, fetched when the cached copy is stale, or once more (rate limited) when it
     /// holds no key with `kid`. Concurrent callers share one fetch.
-    pub async fn keys(&self, kid: Option<&str>) -> Result<Jwks, String> {
+    pub async fn keys(&self, kid: Option<&str>) -> Result<Jwks> {
         let mut state = self.state.lock().await;
         let now = Instant::now();
         let stale = state.fresh_until.is_none_or(|until| now >= until);
@@ -79,18 +79,25 @@ impl RemoteJwks {
                 }
             }
         }
-        state.jwks.clone().ok_or_else(|| "no JWKS".into())
+        state.jwks.clone().ok_or_else(|| self.error("no JWKS"))
     }
 
-    async fn fetch(&self) -> Result<(Jwks, Duration), String> {
+    fn error(&self, message: impl Into<String>) -> Error {
+        Error::RemoteJwks {
+            url: self.url.clone(),
+            message: message.into(),
+        }
+    }
+
+    async fn fetch(&self) -> Result<(Jwks, Duration)> {
         let response = self
             .http
             .get(&self.url)
             .send()
             .await
-            .map_err(|e| format!("fetching {}: {e}", self.url))?;
+            .map_err(|e| self.error(e.to_string()))?;
         if !response.status().is_success() {
-            return Err(format!("{} answered {}", self.url, response.status()));
+            return Err(self.error(format!("answered {}", response.status())));
         }
         let max_age = response
             .headers()
@@ -100,7 +107,7 @@ impl RemoteJwks {
         let jwks = response
             .json::<Jwks>()
             .await
-            .map_err(|e| format!("{} is not a JWKS: {e}", self.url))?;
+            .map_err(|e| self.error(format!("not a JWKS: {e}")))?;
         Ok((jwks, max_age.min(LONGEST_MAX_AGE)))
     }
 }

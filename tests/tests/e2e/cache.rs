@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use svctoken_mint::oauth::ErrorCode;
 
-use svctoken_client::{CacheConfig, Error, FetchFuture, FetchedToken, TokenCache, TokenSource};
+use svctoken_client::{
+    AccessToken, CacheConfig, Error, FetchFuture, FetchedToken, TokenCache, TokenSource,
+};
 use tokio::time::{Instant, advance, sleep};
-use zeroize::Zeroizing;
 
 /// A source that answers from a script (then succeeds), after `delay`, counting requests.
 #[derive(Clone)]
@@ -47,7 +48,7 @@ impl TokenSource for Scripted {
                 return Err(e);
             }
             Ok(FetchedToken {
-                access_token: Zeroizing::new(format!("token-{n}")),
+                access_token: AccessToken::new(format!("token-{n}")),
                 lifetime: Some(self.lifetime),
                 requested_at,
             })

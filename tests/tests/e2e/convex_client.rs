@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use svctoken_client::{
-    Bytes, ClientCredentials, ConvexClient, Endpoint, Error, FetchFuture, FetchedToken, Int64,
-    TokenCache, TokenSource,
+    AccessToken, Bytes, ClientCredentials, ConvexClient, Endpoint, Error, FetchFuture,
+    FetchedToken, Int64, TokenCache, TokenSource,
 };
 use svctoken_mint::SystemClock;
 use svctoken_tests::fake_convex::{FakeConvex, Kind, Outcome, decode_convex_json};
@@ -146,8 +146,8 @@ impl TokenSource for ForgedFirst {
         Box::pin(async move {
             let mut fetched = self.inner.fetch().await?;
             if self.calls.fetch_add(1, Ordering::SeqCst) == 0 || self.always_forged {
-                let (rest, _) = fetched.access_token.rsplit_once('.').expect("jws");
-                *fetched.access_token = format!("{rest}.AAAA");
+                let (rest, _) = fetched.access_token.secret().rsplit_once('.').expect("jws");
+                fetched.access_token = AccessToken::new(format!("{rest}.AAAA"));
             }
             Ok::<FetchedToken, Error>(fetched)
         })

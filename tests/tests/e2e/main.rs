@@ -4,6 +4,7 @@
 
 mod audit;
 mod bad_input;
+mod bearer;
 mod cache;
 mod client;
 mod convex;
