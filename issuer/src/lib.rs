@@ -12,7 +12,7 @@
 //! let dir = tempfile::tempdir()?;
 //! let overrides = Overrides { data_dir: Some(dir.path().into()), ..Overrides::default() };
 //! let settings = Settings::from_toml(r#"issuer = "https://auth.example.com""#, &overrides)?;
-//! let store = Arc::new(FileStore::open(&settings.data_dir)?);
+//! let store = Arc::new(FileStore::open(settings.data_dir())?);
 //! let issuer = Issuer::open(settings, store, Arc::new(SystemClock))?;
 //! let minted = issuer.minter().mint(&MintRequest::new("svc:nightly-report", "convex"))?;
 //! assert_eq!(minted.expires_in(), 300);
