@@ -45,11 +45,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let lifecycle = tokio::spawn(run_lifecycle(issuer.clone()));
-    let app = router(issuer).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(issuer.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     lifecycle.abort();
+    // Events of the last requests (fail-open ones are not waited for) reach the disk.
+    let _ = issuer.auditor().flush().await;
     served
 }
 
@@ -272,13 +274,10 @@ async fn refuse(issuer: &Issuer, refusal: Refusal, peer: String) -> Response {
     oauth_error(refusal.error)
 }
 
-/// Records off the executor (the chained file syncs to disk). Err only when fail-closed.
+/// Queues the event for the audit writer; when fail-closed, waits for its batch to be on disk.
+/// Err only when fail-closed and the event could not be recorded.
 async fn record(issuer: &Issuer, event: AuditEvent) -> Result<(), ()> {
-    let auditor = issuer.auditor().clone();
-    match tokio::task::spawn_blocking(move || auditor.record(&event)).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
+    issuer.auditor().record(event).await.map_err(|_| ())
 }
 
 /// The one place an OAuth error becomes a response.
