@@ -36,6 +36,7 @@
 //! - [`rotation`]: the key lifecycle, [`rotation::rotate`].
 //! - `keyring`: [`KeyRing`], the running view of the keys and the rendered JWKS.
 //! - [`oauth`]: the token endpoint logic and RFC 6749 errors.
+//! - [`audit`]: the hash-chained audit trail and its group-commit writer, [`Auditor`].
 //! - `server`: [`router`] and [`serve`].
 //! - `metrics`, `clock`, `error`.
 
@@ -196,7 +197,7 @@ impl Issuer {
 }
 
 /// The auditor the settings describe: the chained file (created 0600 beside the keys by
-/// default) and, if asked, stdout.
+/// default) and, if asked, stdout, owned by the auditor's writer thread (none without sinks).
 fn audit_from(config: &AuditConfig) -> Result<Auditor> {
     let mut sinks: Vec<Box<dyn audit::AuditSink>> = Vec::new();
     if let Some(path) = &config.file {
