@@ -348,7 +348,8 @@ mod tests {
     use std::collections::BTreeSet;
     use std::io;
 
-    use super::testing::{event, read_lines};
+    use super::testing::{event, gate, read_lines};
+    use super::writer::QUEUE_CAPACITY;
     use super::*;
 
     struct FailingSink;
@@ -453,5 +454,27 @@ mod tests {
         drop(auditor);
         let reopened = ChainedFile::open(&path).unwrap();
         assert_eq!(reopened.head().lines, 50);
+    }
+
+    #[tokio::test]
+    async fn fail_open_drops_and_counts_what_a_full_queue_cannot_take() {
+        let (gate, control) = gate();
+        let auditor = Auditor::new(vec![Box::new(gate)], false);
+        auditor.record(event(0)).await.unwrap();
+        assert_eq!(control.entered.recv().unwrap(), 1);
+        // The writer is stuck in that batch: the queue fills, then overflows.
+        for i in 1..=QUEUE_CAPACITY as u64 + 5 {
+            assert!(
+                auditor.record(event(i)).await.is_ok(),
+                "fail-open never fails"
+            );
+        }
+        assert_eq!(auditor.failures(), 5, "each dropped event is counted");
+        control.release.send(()).unwrap();
+        control.release.send(()).unwrap();
+        auditor.flush().await.unwrap();
+        assert_eq!(*control.batches.lock().unwrap(), [1, QUEUE_CAPACITY]);
+        // The second batch failed in the sink: every one of its events counts too.
+        assert_eq!(auditor.failures(), 5 + QUEUE_CAPACITY as u64);
     }
 }

@@ -3,8 +3,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 
-use super::{Actor, AuditEvent, AuditSink, ChainedFile, Outcome};
+use super::{Actor, AuditError, AuditEvent, AuditSink, ChainedFile, Outcome};
 
 /// Event `i`: a refusal when `i % 3 == 2`, otherwise an issuance acting for `user-<i>`.
 pub(super) fn event(i: u64) -> AuditEvent {
@@ -58,4 +60,64 @@ pub(super) fn write_lines(path: &Path, lines: &[String]) {
     let mut text = lines.join("\n");
     text.push('\n');
     std::fs::write(path, text).unwrap();
+}
+
+/// A sink that holds each batch until the test releases it, and fails every batch after the
+/// first (made by [`gate`]).
+pub(super) struct Gate {
+    entered: Mutex<Sender<usize>>,
+    release: Mutex<Receiver<()>>,
+    batches: Arc<Mutex<Vec<usize>>>,
+}
+
+/// The test's side of a [`Gate`].
+pub(super) struct GateControl {
+    /// The size of each batch, as it reaches the sink.
+    pub(super) entered: Receiver<usize>,
+    /// Lets one batch through.
+    pub(super) release: Sender<()>,
+    /// The size of each batch so far.
+    pub(super) batches: Arc<Mutex<Vec<usize>>>,
+}
+
+/// A [`Gate`] and its control.
+pub(super) fn gate() -> (Gate, GateControl) {
+    let (entered_tx, entered) = channel();
+    let (release, release_rx) = channel();
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let gate = Gate {
+        entered: Mutex::new(entered_tx),
+        release: Mutex::new(release_rx),
+        batches: Arc::clone(&batches),
+    };
+    let control = GateControl {
+        entered,
+        release,
+        batches,
+    };
+    (gate, control)
+}
+
+impl AuditSink for Gate {
+    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        self.record_batch(std::slice::from_ref(event))
+    }
+
+    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        let first = {
+            let mut batches = self.batches.lock().unwrap();
+            batches.push(events.len());
+            batches.len() == 1
+        };
+        // The test may have stopped listening; the batch is held until released either way.
+        let _ = self.entered.lock().unwrap().send(events.len());
+        let _ = self.release.lock().unwrap().recv();
+        if first {
+            Ok(())
+        } else {
+            Err(AuditError::Poisoned {
+                path: "audit.log".into(),
+            })
+        }
+    }
 }

@@ -170,41 +170,8 @@ fn record_batch(
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::sync::Mutex;
-    use std::sync::mpsc as std_mpsc;
-
     use super::*;
-    use crate::audit::testing::event;
-
-    /// Holds each batch until the test releases it; fails every batch after the first.
-    struct Gate {
-        entered: Mutex<std_mpsc::Sender<usize>>,
-        release: Mutex<std_mpsc::Receiver<()>>,
-        batches: Arc<Mutex<Vec<usize>>>,
-    }
-
-    impl AuditSink for Gate {
-        fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
-            self.record_batch(std::slice::from_ref(event))
-        }
-
-        fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
-            let first = {
-                let mut batches = self.batches.lock().unwrap();
-                batches.push(events.len());
-                batches.len() == 1
-            };
-            self.entered.lock().unwrap().send(events.len()).unwrap();
-            self.release.lock().unwrap().recv().unwrap();
-            if first {
-                Ok(())
-            } else {
-                Err(AuditError::Poisoned {
-                    path: "audit.log".into(),
-                })
-            }
-        }
-    }
+    use crate::audit::testing::{event, gate};
 
     async fn record(writer: &Writer, i: u64) -> oneshot::Receiver<Result<(), AuditError>> {
         let (reply, result) = oneshot::channel();
@@ -218,20 +185,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_takes_every_waiting_event_and_answers_each_waiter() {
-        let (entered_tx, entered) = std_mpsc::channel();
-        let (release, release_rx) = std_mpsc::channel();
-        let batches = Arc::new(Mutex::new(Vec::new()));
-        let gate = Gate {
-            entered: Mutex::new(entered_tx),
-            release: Mutex::new(release_rx),
-            batches: Arc::clone(&batches),
-        };
+        let (gate, control) = gate();
         let failures = Arc::new(AtomicU64::new(0));
         let writer = Writer::start(vec![Box::new(gate)], Arc::clone(&failures));
 
         let first = record(&writer, 1).await;
         assert_eq!(
-            entered.recv().unwrap(),
+            control.entered.recv().unwrap(),
             1,
             "the first event is a batch of one"
         );
@@ -242,13 +202,13 @@ mod tests {
         }
         let (done, flushed) = oneshot::channel();
         writer.send(Job::Flush(done)).await.unwrap();
-        release.send(()).unwrap();
+        control.release.send(()).unwrap();
         assert_eq!(
-            entered.recv().unwrap(),
+            control.entered.recv().unwrap(),
             20,
             "the next batch takes all of them"
         );
-        release.send(()).unwrap();
+        control.release.send(()).unwrap();
 
         assert!(first.await.unwrap().is_ok());
         for result in waiting {
@@ -260,25 +220,19 @@ mod tests {
         flushed.await.unwrap();
         assert_eq!(failures.load(Ordering::Relaxed), 20);
         drop(writer);
-        assert_eq!(*batches.lock().unwrap(), [1, 20]);
+        assert_eq!(*control.batches.lock().unwrap(), [1, 20]);
     }
 
     #[tokio::test]
     async fn a_full_queue_refuses_without_waiting() {
-        let (entered_tx, entered) = std_mpsc::channel();
-        let (release, release_rx) = std_mpsc::channel();
-        let gate = Gate {
-            entered: Mutex::new(entered_tx),
-            release: Mutex::new(release_rx),
-            batches: Arc::default(),
-        };
+        let (gate, control) = gate();
         let writer = Writer::start(vec![Box::new(gate)], Arc::default());
         let job = |i| Job::Record {
             event: event(i),
             reply: None,
         };
         writer.try_send(job(0)).unwrap();
-        entered.recv().unwrap();
+        control.entered.recv().unwrap();
         for i in 1..=QUEUE_CAPACITY as u64 {
             writer.try_send(job(i)).unwrap();
         }
@@ -286,7 +240,7 @@ mod tests {
             writer.try_send(job(0)),
             Err(AuditError::QueueFull)
         ));
-        release.send(()).unwrap();
-        release.send(()).unwrap();
+        control.release.send(()).unwrap();
+        control.release.send(()).unwrap();
     }
 }
