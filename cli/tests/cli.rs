@@ -47,14 +47,25 @@ fn fails(output: &Output) -> String {
 
 /// A minimal HTTP/1.1 exchange with 127.0.0.1 (Connection: close).
 fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    try_http(url, method, headers, body).expect("an HTTP exchange with the issuer")
+}
+
+/// Like [`http`], `None` if the exchange fails (nobody listening, connection cut, a response
+/// that is not whole).
+fn try_http(
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String)> {
     let rest = url.strip_prefix("http://").expect("http url");
     let (host, path) = rest
         .split_once('/')
         .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-    let mut stream = TcpStream::connect(host).expect("connect");
+    let mut stream = TcpStream::connect(host).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+        .ok()?;
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -64,15 +75,12 @@ fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &str) -> (u16, 
     }
     request.push_str("\r\n");
     request.push_str(body);
-    stream.write_all(request.as_bytes()).expect("write");
+    stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let status = response[9..12].parse().expect("status");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.get(9..12)?.parse().ok()?;
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    Some((status, body.to_owned()))
 }
 
 struct Server {
@@ -160,12 +168,24 @@ impl Drop for Server {
 }
 
 fn fetch_token(issuer: &str, id: &str, secret: &str, audience: Option<&str>) -> (u16, Value) {
+    let (status, text) =
+        try_fetch_token(issuer, id, secret, audience).expect("a token endpoint exchange");
+    (status, serde_json::from_str(&text).expect("json answer"))
+}
+
+/// A `client_credentials` request with Basic authentication; `None` if the exchange fails.
+fn try_fetch_token(
+    issuer: &str,
+    id: &str,
+    secret: &str,
+    audience: Option<&str>,
+) -> Option<(u16, String)> {
     let auth = format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")));
     let mut body = "grant_type=client_credentials".to_owned();
     if let Some(a) = audience {
         body.push_str(&format!("&audience={a}"));
     }
-    let (status, text) = http(
+    try_http(
         &format!("{issuer}/oauth/token"),
         "POST",
         &[
@@ -173,8 +193,7 @@ fn fetch_token(issuer: &str, id: &str, secret: &str, audience: Option<&str>) -> 
             ("Content-Type", "application/x-www-form-urlencoded"),
         ],
         &body,
-    );
-    (status, serde_json::from_str(&text).expect("json answer"))
+    )
 }
 
 fn verify_served(issuer: &str, token: &str, audience: &str) -> serde_json::Map<String, Value> {
@@ -942,5 +961,103 @@ fn audit_events_go_to_stdout_as_json_lines_when_asked() {
     assert!(
         !dir.path().join("data/audit.log").exists(),
         "file = \"\" turns the file off"
+    );
+}
+
+/// The `jti` of a compact JWS, read without verification (the test only needs the id).
+fn jti_of(token: &str) -> String {
+    let payload = token.split('.').nth(1).expect("a compact JWS");
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url payload"),
+    )
+    .expect("JSON claims");
+    claims["jti"].as_str().expect("a jti").to_owned()
+}
+
+/// `[audit] fail_closed = true` under load from concurrent clients, then `kill -9`: the audit
+/// file still verifies, and it holds an issuance event for every token a client received.
+#[test]
+fn kill_9_under_load_loses_no_audit_event_of_a_token_handed_out() {
+    const CLIENTS: usize = 8;
+    const MAX_REQUESTS: usize = 5_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = "sts_kill-9-audit-test-secret";
+    let config = format!(
+        "data_dir = \"{}\"\n[audit]\nfail_closed = true\n[rate_limit]\nburst = 1000000\n\
+         per_minute = 60000000\n[[clients]]\nid = \"w\"\nsecret_sha256 = \"{}\"\n",
+        dir.path().join("data").display(),
+        svctoken_issuer::SecretHash::of(secret).to_hex()
+    );
+    std::fs::write(dir.path().join("svctoken.toml"), config).expect("write");
+    let mut server = Server::start(
+        dir.path(),
+        &["--config", "svctoken.toml", "--listen", "127.0.0.1:0"],
+        false,
+    );
+    let issuer = server.issuer();
+
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let issuer = issuer.clone();
+            let received = std::sync::Arc::clone(&received);
+            std::thread::spawn(move || {
+                for _ in 0..MAX_REQUESTS {
+                    // Until the issuer is gone: a refused connection or a cut response.
+                    let Some((status, body)) = try_fetch_token(&issuer, "w", secret, None) else {
+                        return true;
+                    };
+                    let Ok(body) = serde_json::from_str::<Value>(&body) else {
+                        return true; // an answer cut short: not received
+                    };
+                    assert_eq!(status, 200, "{body}");
+                    let token = body["access_token"].as_str().expect("a token");
+                    received.lock().expect("lock").push(jti_of(token));
+                }
+                false
+            })
+        })
+        .collect();
+
+    // Kill it mid-load: once the clients have been answered a few hundred times.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while received.lock().expect("lock").len() < 300 {
+        assert!(Instant::now() < deadline, "the clients got too few tokens");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.child.kill().expect("kill -9");
+    server.child.wait().expect("reap");
+    let cut_off = clients
+        .into_iter()
+        .map(|c| c.join().expect("client thread"))
+        .filter(|&cut| cut)
+        .count();
+    assert_eq!(
+        cut_off, CLIENTS,
+        "every client was still fetching when the issuer died"
+    );
+
+    let out = ok(&svctoken(
+        dir.path(),
+        &["audit", "verify", "data/audit.log"],
+    ));
+    assert!(out.contains("intact"), "{out}");
+    let text = std::fs::read_to_string(dir.path().join("data/audit.log")).expect("audit file");
+    let audited: std::collections::HashSet<String> = text
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("a JSON line"))
+        .filter(|event| event["outcome"] == "issued")
+        .map(|event| event["jti"].as_str().expect("jti").to_owned())
+        .collect();
+    let received = received.lock().expect("lock");
+    assert!(received.len() >= 300);
+    let missing: Vec<&String> = received.iter().filter(|j| !audited.contains(*j)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} tokens handed out have no audit event: {missing:?}",
+        missing.len(),
+        received.len()
     );
 }

@@ -95,10 +95,7 @@ impl Issuer {
             client_id: Some(granted.client_id),
             sub: Some(granted.subject),
             aud: Some(granted.audience),
-            act: granted
-                .actor
-                .as_ref()
-                .and_then(|a| audit::Actor::chain(a.subjects())),
+            act: granted.actor,
             scope: granted.response.scope.clone(),
             jti: Some(granted.jti),
             kid: Some(granted.kid),
@@ -147,14 +144,10 @@ impl Issuer {
         error
     }
 
-    /// Records off the executor (the chained file syncs to disk). False only when fail-closed
-    /// and the record failed.
+    /// Queues the event for the audit writer; when fail-closed, waits for its batch to be on
+    /// disk. False only when fail-closed and the event could not be recorded.
     async fn record(&self, event: AuditEvent) -> bool {
-        let auditor = self.inner.auditor.clone();
-        matches!(
-            tokio::task::spawn_blocking(move || auditor.record(&event)).await,
-            Ok(Ok(()))
-        )
+        self.inner.auditor.record(event).await.is_ok()
     }
 
     /// The settings it runs with.

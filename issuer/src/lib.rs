@@ -27,6 +27,7 @@
 //! - [`rotation`]: the key lifecycle, [`rotation::rotate`].
 //! - `keyring`: [`KeyRing`], the running view of the keys and the rendered JWKS.
 //! - [`oauth`]: the token endpoint logic and RFC 6749 errors.
+//! - [`audit`]: the hash-chained audit trail and its group-commit writer, [`Auditor`].
 //! - `server`: [`router`] and [`serve`].
 //! - `metrics`, `error`.
 

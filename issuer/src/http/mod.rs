@@ -50,11 +50,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let lifecycle = tokio::spawn(run_lifecycle(issuer.clone()));
-    let app = router(issuer).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(issuer.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     lifecycle.abort();
+    // Events of the last requests (fail-open ones are not waited for) reach the disk.
+    let _ = issuer.auditor().flush().await;
     served
 }
 

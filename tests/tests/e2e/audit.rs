@@ -17,7 +17,9 @@ struct Broken;
 
 impl AuditSink for Broken {
     fn record(&self, _: &AuditEvent) -> Result<(), AuditError> {
-        Err(AuditError::Stdout(std::io::Error::other("disk full")))
+        Err(AuditError::Stdout(Arc::new(std::io::Error::other(
+            "disk full",
+        ))))
     }
 }
 
@@ -70,5 +72,7 @@ async fn fail_closed_withholds_a_token_the_trail_could_not_record() {
     let (status, body, auditor) = token_request(false).await;
     assert_eq!(status, 200, "fail-open hands the token out: {body}");
     assert!(body["access_token"].is_string());
+    // Fail-open answers without waiting for the writer; the failure is counted once it tried.
+    auditor.flush().await.expect("the writer runs");
     assert_eq!(auditor.failures(), 1, "and counts the failure");
 }

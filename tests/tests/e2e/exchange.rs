@@ -171,7 +171,10 @@ async fn a_trusted_user_token_becomes_a_service_token_acting_for_that_user() {
     let events = t.audit_events();
     assert_eq!(events.len(), 10);
     let nested = events[1].act.as_ref().expect("act");
-    assert_eq!(nested.subjects(), ["svc:worker", "svc:frontend"]);
+    assert_eq!(
+        nested.subjects().collect::<Vec<_>>(),
+        ["svc:worker", "svc:frontend"]
+    );
     assert!(
         !serde_json::to_string(&events)
             .expect("json")

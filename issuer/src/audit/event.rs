@@ -1,0 +1,244 @@
+//! [`AuditEvent`] and [`Outcome`]: what one line of the trail says.
+
+use serde::{Deserialize, Serialize};
+
+use svctoken_mint::Actor;
+
+use super::actor::scrubbed_actor;
+use super::scrub::scrubbed;
+
+/// Whether a request got a token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// A token was minted and handed out.
+    Issued,
+    /// The request was refused (the default, so an event built carelessly never claims a
+    /// token was issued).
+    #[default]
+    Refused,
+}
+
+/// One audit record: a token minted or a request refused. Absent values are omitted from the
+/// JSON. There is deliberately no field that could hold a token or a secret.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// When, in unix seconds; written as RFC 3339 UTC (`2026-11-01T12:00:00Z`).
+    #[serde(with = "rfc3339")]
+    pub time: u64,
+    /// Issued or refused.
+    pub outcome: Outcome,
+    /// The OAuth error code of a refusal, e.g. `invalid_client`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "scrubbed"
+    )]
+    pub error: Option<String>,
+    /// Why the request was refused, in detail (built from fixed text and identifiers only).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "scrubbed"
+    )]
+    pub reason: Option<String>,
+    /// The authenticated (or claimed, for a refusal) client.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "scrubbed"
+    )]
+    pub client_id: Option<String>,
+    /// The token's subject.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "scrubbed"
+    )]
+    pub sub: Option<String>,
+    /// The token's audience.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "scrubbed"
+    )]
+    pub aud: Option<String>,
+    /// The actor, when the token acts on behalf of a user.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "scrubbed_actor"
+    )]
+    pub act: Option<Actor>,
+    /// The granted (or requested, for a refusal) scope.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "scrubbed"
+    )]
+    pub scope: Option<String>,
+    /// The token's id.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "scrubbed"
+    )]
+    pub jti: Option<String>,
+    /// The id of the key that signed the token.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "scrubbed"
+    )]
+    pub kid: Option<String>,
+    /// The token's expiry, in unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+    /// The caller's address.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "scrubbed"
+    )]
+    pub peer: Option<String>,
+}
+
+impl AuditEvent {
+    /// An issuance event at `time` (unix seconds, from the issuer's clock); fill in the rest
+    /// with struct update syntax (`AuditEvent { jti: Some(..), ..AuditEvent::issued(now) }`).
+    pub fn issued(time: u64) -> Self {
+        AuditEvent {
+            time,
+            outcome: Outcome::Issued,
+            ..AuditEvent::default()
+        }
+    }
+
+    /// A refusal at `time` with its OAuth error code and detailed reason.
+    pub fn refused(time: u64, error: impl Into<String>, reason: impl Into<String>) -> Self {
+        AuditEvent {
+            time,
+            outcome: Outcome::Refused,
+            error: Some(error.into()),
+            reason: Some(reason.into()),
+            ..AuditEvent::default()
+        }
+    }
+}
+
+mod rfc3339 {
+    use serde::de::Error as _;
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+
+    pub(super) fn serialize<S: Serializer>(secs: &u64, s: S) -> Result<S::Ok, S::Error> {
+        let time = i64::try_from(*secs)
+            .ok()
+            .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+            .ok_or_else(|| S::Error::custom(format!("time {secs} is out of range")))?;
+        let text = time.format(&Rfc3339).map_err(S::Error::custom)?;
+        s.serialize_str(&text)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(d)?;
+        let time = OffsetDateTime::parse(&text, &Rfc3339).map_err(D::Error::custom)?;
+        u64::try_from(time.unix_timestamp())
+            .map_err(|_| D::Error::custom(format!("time {text} is before 1970")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::audit::{AuditError, StdoutSink};
+
+    #[test]
+    fn the_field_set_is_exactly_the_audit_fields() {
+        let full = AuditEvent {
+            time: 1,
+            outcome: Outcome::Refused,
+            error: Some("invalid_grant".into()),
+            reason: Some("r".into()),
+            client_id: Some("c".into()),
+            sub: Some("s".into()),
+            aud: Some("a".into()),
+            act: Actor::chain(["svc:billing", "svc:gateway"]),
+            scope: Some("x".into()),
+            jti: Some("j".into()),
+            kid: Some("k".into()),
+            exp: Some(2),
+            peer: Some("p".into()),
+        };
+        let value = serde_json::to_value(&full).unwrap();
+        let keys: BTreeSet<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let expected: BTreeSet<&str> = [
+            "time",
+            "outcome",
+            "error",
+            "reason",
+            "client_id",
+            "sub",
+            "aud",
+            "act",
+            "scope",
+            "jti",
+            "kid",
+            "exp",
+            "peer",
+        ]
+        .into();
+        assert_eq!(keys, expected);
+        assert_eq!(
+            value["act"],
+            serde_json::json!({"sub": "svc:billing", "act": {"sub": "svc:gateway"}})
+        );
+        // Nothing named like a credential, at any depth.
+        let text = serde_json::to_string(&full).unwrap().to_lowercase();
+        for word in [
+            "token",
+            "secret",
+            "password",
+            "assertion",
+            "authorization",
+            "key\"",
+        ] {
+            assert!(!text.contains(word), "{word} in {text}");
+        }
+        // Absent values are omitted, not null.
+        let bare = serde_json::to_value(AuditEvent::default()).unwrap();
+        assert_eq!(
+            bare,
+            serde_json::json!({"time": "1970-01-01T00:00:00Z", "outcome": "refused"})
+        );
+    }
+
+    #[test]
+    fn time_is_rfc3339_utc_seconds() {
+        let now = AuditEvent::issued(1_793_534_400);
+        assert!(now.time > 1_700_000_000);
+        let value = serde_json::to_value(&now).unwrap();
+        let text = value["time"].as_str().unwrap();
+        assert_eq!(text.len(), 20, "{text}");
+        assert!(text.ends_with('Z'));
+        let far = AuditEvent {
+            time: u64::MAX,
+            ..AuditEvent::default()
+        };
+        assert!(matches!(
+            StdoutSink::format_line(&far),
+            Err(AuditError::Encode(_))
+        ));
+    }
+}

@@ -1,0 +1,386 @@
+//! [`ChainedFile`]: the append-only, hash-chained file and its head file.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::chain::{ChainLine, ChainReport, head_path, sha256, verify_file};
+use super::error::AuditError;
+use super::event::AuditEvent;
+use super::sinks::AuditSink;
+
+/// Log the chain's head after this many records...
+const ANCHOR_EVERY_RECORDS: u64 = 1000;
+/// ...or after this much time with at least one record since the last anchor.
+const ANCHOR_EVERY: Duration = Duration::from_secs(60);
+
+/// A hash-chained, append-only audit file with a head file beside it (see the module docs).
+/// Holds an exclusive lock on the file while it lives. An [`Auditor`](super::Auditor) gives it
+/// to its writer thread, which appends each batch with one write and one sync; it can also be
+/// used directly (each [`AuditSink::record`] is then a batch of one).
+pub struct ChainedFile {
+    path: PathBuf,
+    head_path: PathBuf,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// Opened with `O_APPEND`; its lock is held until it is dropped.
+    file: File,
+    lines: u64,
+    head: String,
+    len: u64,
+    poisoned: bool,
+    since_anchor: u64,
+    last_anchor: Instant,
+}
+
+impl ChainedFile {
+    /// Opens (creating with mode 0600) the chained file at `path`, locks it, verifies it and
+    /// its head file, and continues the chain from its last line.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, AuditError> {
+        let path = path.into();
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(&path).map_err(AuditError::io(&path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(AuditError::Locked { path }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(AuditError::io(&path)(e)),
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(meta) = file.metadata()
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                    "audit file is readable or writable by others than its owner"
+                );
+            }
+        }
+        let verified = verify_file(&path, &file).map_err(|chain| AuditError::BrokenChain {
+            path: path.clone(),
+            chain,
+        })?;
+        let head_path = head_path(&path);
+        write_head(&path, verified.lines, &verified.head).map_err(AuditError::io(&head_path))?;
+        sync_parent(&path).map_err(AuditError::io(&path))?;
+        tracing::info!(
+            path = %path.display(),
+            lines = verified.lines,
+            head = %verified.head,
+            "audit chain opened"
+        );
+        Ok(ChainedFile {
+            path,
+            head_path,
+            state: Mutex::new(State {
+                file,
+                lines: verified.lines,
+                head: verified.head,
+                len: verified.bytes,
+                poisoned: false,
+                since_anchor: 0,
+                last_anchor: Instant::now(),
+            }),
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The current head: the number of lines and the hash of the last one.
+    pub fn head(&self) -> ChainReport {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        ChainReport {
+            lines: state.lines,
+            head: state.head.clone(),
+        }
+    }
+
+    /// Appends `events` as one write and one sync, then replaces the head file once.
+    fn append(&self, state: &mut State, events: &[AuditEvent]) -> Result<(), AuditError> {
+        let mut buf = Vec::with_capacity(events.len() * 512);
+        let mut lines = state.lines;
+        let mut head = state.head.clone();
+        for event in events {
+            let start = buf.len();
+            let line = ChainLine {
+                seq: lines + 1,
+                prev: &head,
+                event,
+            };
+            serde_json::to_writer(&mut buf, &line).map_err(AuditError::encode)?;
+            head = hex::encode(sha256(buf.get(start..).unwrap_or_default()));
+            buf.push(b'\n');
+            lines += 1;
+        }
+        if let Err(e) = (&state.file).write_all(&buf) {
+            // Cut a partial batch off so the chain stays intact; if that fails too, the end of
+            // the file is unknown.
+            if state.file.set_len(state.len).is_err() {
+                state.poisoned = true;
+            }
+            return Err(AuditError::io(&self.path)(e));
+        }
+        if let Err(e) = state.file.sync_data() {
+            // After a failed sync the kernel may have dropped the data: stop here.
+            state.poisoned = true;
+            return Err(AuditError::io(&self.path)(e));
+        }
+        state.lines = lines;
+        state.head = head;
+        state.len += buf.len() as u64;
+        // The lines are durable; a head file left behind by a failure here is accepted by
+        // verification (it only weakens the truncation check until the next batch).
+        write_head(&self.path, state.lines, &state.head)
+            .map_err(AuditError::io(&self.head_path))?;
+        state.since_anchor += events.len() as u64;
+        if state.since_anchor >= ANCHOR_EVERY_RECORDS || state.last_anchor.elapsed() >= ANCHOR_EVERY
+        {
+            log_anchor(&self.path, state, "audit chain anchor");
+        }
+        Ok(())
+    }
+}
+
+fn log_anchor(path: &Path, state: &mut State, message: &str) {
+    tracing::info!(
+        path = %path.display(),
+        lines = state.lines,
+        head = %state.head,
+        "{message}"
+    );
+    state.since_anchor = 0;
+    state.last_anchor = Instant::now();
+}
+
+impl AuditSink for ChainedFile {
+    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        self.record_batch(std::slice::from_ref(event))
+    }
+
+    /// Appends every event of the batch with one `write` and one `sync_data`, then replaces
+    /// the head file once; all or nothing.
+    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        let poisoned = || AuditError::Poisoned {
+            path: self.path.clone(),
+        };
+        let mut state = self.state.lock().map_err(|_| poisoned())?;
+        if state.poisoned {
+            return Err(poisoned());
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.append(&mut state, events)
+    }
+}
+
+impl fmt::Debug for ChainedFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let head = self.head();
+        f.debug_struct("ChainedFile")
+            .field("path", &self.path)
+            .field("lines", &head.lines)
+            .field("head", &head.head)
+            .finish()
+    }
+}
+
+impl Drop for ChainedFile {
+    fn drop(&mut self) {
+        let path = self.path.clone();
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        log_anchor(&path, state, "audit chain closed");
+    }
+}
+
+fn head_tmp_path(path: &Path) -> PathBuf {
+    let mut name = head_path(path).into_os_string();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+/// Replaces the head file of `path` atomically: write a temporary file, sync it, rename it.
+fn write_head(path: &Path, lines: u64, head: &str) -> io::Result<()> {
+    let tmp = head_tmp_path(path);
+    let mut text = serde_json::to_vec(&ChainReport {
+        lines,
+        head: head.to_owned(),
+    })?;
+    text.push(b'\n');
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(&text)?;
+    file.sync_data()?;
+    drop(file);
+    std::fs::rename(&tmp, head_path(path))
+}
+
+/// Makes the creation of `path` and its head file durable.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        let parent = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        File::open(parent)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::audit::testing::{chain_of, event, read_lines, write_lines};
+    use crate::audit::verify_chain;
+
+    #[test]
+    fn a_head_file_one_line_behind_is_accepted_and_reopening_resyncs_it() {
+        let (_dir, path) = chain_of(4);
+        let head_then = ChainReport {
+            lines: 4,
+            head: verify_chain(&path).unwrap().head,
+        };
+        {
+            let file = ChainedFile::open(&path).unwrap();
+            file.record(&event(5)).unwrap();
+        }
+        // As if the process died between the line's sync and the head's rename.
+        std::fs::write(head_path(&path), serde_json::to_vec(&head_then).unwrap()).unwrap();
+        assert_eq!(verify_chain(&path).unwrap().lines, 5);
+        let file = ChainedFile::open(&path).unwrap();
+        let head: ChainReport =
+            serde_json::from_slice(&std::fs::read(head_path(&path)).unwrap()).unwrap();
+        assert_eq!(head, file.head());
+        assert_eq!(head.lines, 5);
+    }
+
+    #[test]
+    fn reopening_continues_the_chain() {
+        let (_dir, path) = chain_of(3);
+        let file = ChainedFile::open(&path).unwrap();
+        assert_eq!(file.head().lines, 3);
+        file.record(&event(4)).unwrap();
+        file.record(&event(5)).unwrap();
+        let head = file.head();
+        drop(file);
+        let report = verify_chain(&path).unwrap();
+        assert_eq!(report, head);
+        assert_eq!(report.lines, 5);
+        let last: serde_json::Value =
+            serde_json::from_str(read_lines(&path).last().unwrap()).unwrap();
+        assert_eq!(last["seq"], 5);
+    }
+
+    #[test]
+    fn reopening_a_broken_file_is_refused_naming_the_line() {
+        let (_dir, path) = chain_of(6);
+        let mut lines = read_lines(&path);
+        lines[1] = lines[1].replace("2026-11-01", "2026-11-02");
+        write_lines(&path, &lines);
+        let before = std::fs::read(&path).unwrap();
+        let err = ChainedFile::open(&path).unwrap_err();
+        assert!(
+            matches!(&err, AuditError::BrokenChain { chain, .. } if chain.line == 2),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("line 2:"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before, "nothing appended");
+    }
+
+    #[test]
+    fn a_second_open_fails_while_the_first_is_alive() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let first = ChainedFile::open(&path).unwrap();
+        first.record(&event(1)).unwrap();
+        match ChainedFile::open(&path) {
+            Err(AuditError::Locked { path: p }) => assert_eq!(p, path),
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        drop(first);
+        let second = ChainedFile::open(&path).unwrap();
+        assert_eq!(second.head().lines, 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_created_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_dir, path) = chain_of(1);
+        for p in [path.clone(), head_path(&path)] {
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", p.display());
+        }
+    }
+
+    #[test]
+    fn a_batch_is_one_append_that_continues_the_chain() {
+        let (_dir, path) = chain_of(2);
+        let file = ChainedFile::open(&path).unwrap();
+        let batch: Vec<AuditEvent> = (3..=9).map(event).collect();
+        file.record_batch(&batch).unwrap();
+        file.record_batch(&[]).unwrap();
+        let head = file.head();
+        assert_eq!(head.lines, 9);
+        drop(file);
+        assert_eq!(verify_chain(&path).unwrap(), head);
+        let lines = read_lines(&path);
+        for (i, line) in lines.iter().enumerate() {
+            assert_eq!(
+                serde_json::from_str::<AuditEvent>(line).unwrap(),
+                event(i as u64 + 1)
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_write_poisons_the_file_until_it_is_reopened() {
+        let (_dir, path) = chain_of(3);
+        let file = ChainedFile::open(&path).unwrap();
+        // Swap the append handle for a read-only one on the same file: the write fails, and so
+        // does cutting the file back, so the end of the file is unknown.
+        file.state.lock().unwrap().file = File::open(&path).unwrap();
+        assert!(matches!(
+            file.record_batch(&[event(4), event(5)]),
+            Err(AuditError::Io { .. })
+        ));
+        match file.record(&event(6)) {
+            Err(AuditError::Poisoned { path: p }) => assert_eq!(p, path),
+            other => panic!("expected Poisoned, got {other:?}"),
+        }
+        assert_eq!(file.head().lines, 3, "nothing counted");
+        drop(file);
+        let file = ChainedFile::open(&path).unwrap();
+        assert_eq!(file.head().lines, 3);
+        file.record(&event(4)).unwrap();
+        drop(file);
+        assert_eq!(verify_chain(&path).unwrap().lines, 4);
+    }
+}

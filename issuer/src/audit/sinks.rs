@@ -1,0 +1,168 @@
+//! [`AuditSink`], and the sinks that are not files: [`StdoutSink`] and [`MemorySink`].
+
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::error::AuditError;
+use super::event::AuditEvent;
+
+/// Somewhere audit events go. An [`Auditor`](super::Auditor) calls it from its writer thread,
+/// one batch at a time, so a sink may block on I/O.
+pub trait AuditSink: Send + Sync {
+    /// Records one event; returns once the sink has it (for a file: once it is on disk).
+    fn record(&self, event: &AuditEvent) -> Result<(), AuditError>;
+
+    /// Records `events`, in order, as one unit where the sink can (one write and one sync for
+    /// a [`ChainedFile`](super::ChainedFile)). An error means the batch as a whole failed:
+    /// every event in it counts as not recorded, even if some were (a trail may over-report a
+    /// failure, never under-report one). The default records each event in turn, carries on
+    /// after a failure, and returns the first error.
+    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        let mut first = None;
+        for event in events {
+            if let Err(error) = self.record(event) {
+                first.get_or_insert(error);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
+    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        (**self).record(event)
+    }
+
+    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        (**self).record_batch(events)
+    }
+}
+
+impl<T: AuditSink + ?Sized> AuditSink for Box<T> {
+    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        (**self).record(event)
+    }
+
+    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        (**self).record_batch(events)
+    }
+}
+
+/// Writes each event as one JSON object on one line of standard output (one write per batch).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StdoutSink;
+
+impl StdoutSink {
+    /// The line [`StdoutSink`] writes for `event`: compact JSON (string escapes keep it on one
+    /// line) and a newline.
+    pub fn format_line(event: &AuditEvent) -> Result<String, AuditError> {
+        let mut line = serde_json::to_string(event).map_err(AuditError::encode)?;
+        line.push('\n');
+        Ok(line)
+    }
+}
+
+impl AuditSink for StdoutSink {
+    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        self.record_batch(std::slice::from_ref(event))
+    }
+
+    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        let mut text = String::new();
+        for event in events {
+            text.push_str(&Self::format_line(event)?);
+        }
+        let mut out = io::stdout().lock();
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|e| AuditError::Stdout(Arc::new(e)))
+    }
+}
+
+/// Keeps events in memory (for tests of code that audits).
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    events: Mutex<Vec<AuditEvent>>,
+}
+
+impl MemorySink {
+    /// An empty sink.
+    pub fn new() -> Self {
+        MemorySink::default()
+    }
+
+    /// The events recorded so far, oldest first.
+    pub fn events(&self) -> Vec<AuditEvent> {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl AuditSink for MemorySink {
+    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        self.record_batch(std::slice::from_ref(event))
+    }
+
+    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(events);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::audit::testing::event;
+
+    #[test]
+    fn stdout_format_is_one_json_object_per_line() {
+        let event = AuditEvent {
+            reason: Some("line one\nline two\r\u{2028}".to_owned()),
+            ..event(2)
+        };
+        let line = StdoutSink::format_line(&event).unwrap();
+        assert!(line.ends_with('\n'));
+        assert_eq!(line.matches('\n').count(), 1);
+        assert!(!line.contains('\r'));
+        let value: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
+        assert!(value.is_object());
+        assert_eq!(value["time"], "2026-11-01T12:00:02Z");
+        assert_eq!(value["outcome"], "refused");
+        assert_eq!(value["error"], "invalid_client");
+        assert!(value.get("seq").is_none());
+        assert_eq!(serde_json::from_value::<AuditEvent>(value).unwrap(), event);
+    }
+
+    /// Fails on the events whose `time` is odd.
+    struct OddFails;
+    impl AuditSink for OddFails {
+        fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+            if event.time % 2 == 1 {
+                Err(AuditError::SinkPanicked)
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_fails_as_a_whole_and_memory_keeps_order() {
+        assert!(OddFails.record_batch(&[event(2), event(4)]).is_ok());
+        assert!(
+            OddFails
+                .record_batch(&[event(2), event(3), event(4)])
+                .is_err()
+        );
+        let memory = MemorySink::new();
+        memory.record(&event(1)).unwrap();
+        memory.record_batch(&[event(2), event(3)]).unwrap();
+        assert_eq!(memory.events(), [event(1), event(2), event(3)]);
+    }
+}

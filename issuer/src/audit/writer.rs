@@ -1,0 +1,246 @@
+//! The group-commit writer: one thread owns the sinks, and each batch it writes holds every
+//! event that was waiting when the batch started.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::{self, JoinHandle};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::error::AuditError;
+use super::event::AuditEvent;
+use super::sinks::AuditSink;
+
+/// How many jobs may wait for the writer; also the largest batch.
+pub(super) const QUEUE_CAPACITY: usize = 4096;
+
+/// The name of the writer thread.
+const THREAD_NAME: &str = "svctoken-audit";
+
+/// Where the writer sends a batch's result to a caller that waits for it.
+pub(super) type Reply = oneshot::Sender<Result<(), AuditError>>;
+
+/// What a caller asks of the writer.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a flush is rare; boxing the event would cost an allocation per event"
+)]
+pub(super) enum Job {
+    /// Record an event, and send the batch's result to `reply` if there is one.
+    Record {
+        event: AuditEvent,
+        reply: Option<Reply>,
+    },
+    /// Answer once every job queued before this one is done.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The handle on the writer thread: the sending end of its queue. Dropping it closes the queue
+/// and waits for the thread to write what is queued and drop its sinks (a [`ChainedFile`]
+/// logs its head and releases its lock).
+///
+/// [`ChainedFile`]: super::ChainedFile
+pub(super) struct Writer {
+    /// `None` once dropping, or if the thread could not be started.
+    queue: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the writer thread over `sinks`; it adds each event a sink fails to record to
+    /// `failures`. If the thread cannot be started, that is logged and every job fails with
+    /// [`AuditError::WriterStopped`].
+    pub(super) fn start(sinks: Vec<Box<dyn AuditSink>>, failures: Arc<AtomicU64>) -> Writer {
+        let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
+        let spawned = thread::Builder::new()
+            .name(THREAD_NAME.to_owned())
+            .spawn(move || run(jobs, &sinks, &failures));
+        match spawned {
+            Ok(thread) => Writer {
+                queue: Some(queue),
+                thread: Some(thread),
+            },
+            Err(error) => {
+                tracing::error!(%error, "the audit writer thread could not be started");
+                Writer {
+                    queue: None,
+                    thread: None,
+                }
+            }
+        }
+    }
+
+    /// Queues `job`, waiting for room while the queue is full.
+    pub(super) async fn send(&self, job: Job) -> Result<(), AuditError> {
+        let queue = self.queue.as_ref().ok_or(AuditError::WriterStopped)?;
+        queue.send(job).await.map_err(|_| AuditError::WriterStopped)
+    }
+
+    /// Queues `job` if there is room.
+    pub(super) fn try_send(&self, job: Job) -> Result<(), AuditError> {
+        let queue = self.queue.as_ref().ok_or(AuditError::WriterStopped)?;
+        queue.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => AuditError::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => AuditError::WriterStopped,
+        })
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the audit writer thread panicked");
+        }
+    }
+}
+
+/// The writer thread: waits for a job, takes every job waiting behind it (up to
+/// [`QUEUE_CAPACITY`]), commits them as one batch; until the queue is closed and empty.
+fn run(mut queue: mpsc::Receiver<Job>, sinks: &[Box<dyn AuditSink>], failures: &AtomicU64) {
+    let mut jobs = Vec::new();
+    while let Some(job) = queue.blocking_recv() {
+        jobs.push(job);
+        while jobs.len() < QUEUE_CAPACITY
+            && let Ok(job) = queue.try_recv()
+        {
+            jobs.push(job);
+        }
+        commit(sinks, jobs.drain(..), failures);
+    }
+}
+
+/// Records the events of `jobs` as one batch, then answers every caller waiting on it.
+fn commit(sinks: &[Box<dyn AuditSink>], jobs: impl Iterator<Item = Job>, failures: &AtomicU64) {
+    let mut events = Vec::new();
+    let mut replies = Vec::new();
+    let mut flushes = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Record { event, reply } => {
+                events.push(event);
+                replies.extend(reply);
+            }
+            Job::Flush(done) => flushes.push(done),
+        }
+    }
+    let result = record_batch(sinks, &events, failures);
+    for reply in replies {
+        // A caller that stopped waiting (its request was dropped) needs no answer.
+        let _ = reply.send(result.clone());
+    }
+    for done in flushes {
+        let _ = done.send(());
+    }
+}
+
+/// Records `events` in every sink, in order, even after one fails; never panics (a sink's
+/// panic counts as its failure). Each failure is logged and added to `failures` once per
+/// event; the first is returned.
+fn record_batch(
+    sinks: &[Box<dyn AuditSink>],
+    events: &[AuditEvent],
+    failures: &AtomicU64,
+) -> Result<(), AuditError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut first = None;
+    for sink in sinks {
+        let result = catch_unwind(AssertUnwindSafe(|| sink.record_batch(events)))
+            .unwrap_or(Err(AuditError::SinkPanicked));
+        if let Err(error) = result {
+            failures.fetch_add(events.len() as u64, Ordering::Relaxed);
+            tracing::error!(
+                %error,
+                events = events.len(),
+                first_jti = events.iter().find_map(|e| e.jti.as_deref()).unwrap_or(""),
+                "audit sink failed to record a batch of events"
+            );
+            first.get_or_insert(error);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::audit::testing::{event, gate};
+
+    async fn record(writer: &Writer, i: u64) -> oneshot::Receiver<Result<(), AuditError>> {
+        let (reply, result) = oneshot::channel();
+        let job = Job::Record {
+            event: event(i),
+            reply: Some(reply),
+        };
+        writer.send(job).await.unwrap();
+        result
+    }
+
+    #[tokio::test]
+    async fn a_batch_takes_every_waiting_event_and_answers_each_waiter() {
+        let (gate, control) = gate();
+        let failures = Arc::new(AtomicU64::new(0));
+        let writer = Writer::start(vec![Box::new(gate)], Arc::clone(&failures));
+
+        let first = record(&writer, 1).await;
+        assert_eq!(
+            control.entered.recv().unwrap(),
+            1,
+            "the first event is a batch of one"
+        );
+        // While that batch is on its way to the disk, twenty more callers queue up.
+        let mut waiting = Vec::new();
+        for i in 2..=21 {
+            waiting.push(record(&writer, i).await);
+        }
+        let (done, flushed) = oneshot::channel();
+        writer.send(Job::Flush(done)).await.unwrap();
+        control.release.send(()).unwrap();
+        assert_eq!(
+            control.entered.recv().unwrap(),
+            20,
+            "the next batch takes all of them"
+        );
+        control.release.send(()).unwrap();
+
+        assert!(first.await.unwrap().is_ok());
+        for result in waiting {
+            assert!(matches!(
+                result.await.unwrap(),
+                Err(AuditError::Poisoned { .. })
+            ));
+        }
+        flushed.await.unwrap();
+        assert_eq!(failures.load(Ordering::Relaxed), 20);
+        drop(writer);
+        assert_eq!(*control.batches.lock().unwrap(), [1, 20]);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_without_waiting() {
+        let (gate, control) = gate();
+        let writer = Writer::start(vec![Box::new(gate)], Arc::default());
+        let job = |i| Job::Record {
+            event: event(i),
+            reply: None,
+        };
+        writer.try_send(job(0)).unwrap();
+        control.entered.recv().unwrap();
+        for i in 1..=QUEUE_CAPACITY as u64 {
+            writer.try_send(job(i)).unwrap();
+        }
+        assert!(matches!(
+            writer.try_send(job(0)),
+            Err(AuditError::QueueFull)
+        ));
+        control.release.send(()).unwrap();
+        control.release.send(()).unwrap();
+    }
+}
