@@ -35,6 +35,9 @@ pub enum Error {
     /// The key ring has no active key (the store is empty and can't be written).
     #[error("no active signing key")]
     NoActiveKey,
+    /// The audit trail could not be opened or written.
+    #[error("audit trail: {0}")]
+    Audit(#[from] crate::audit::AuditError),
     /// A trusted issuer's JWKS could not be fetched or read.
     #[error("JWKS {url}: {message}")]
     RemoteJwks {

@@ -9,7 +9,7 @@ use svctoken_mint::{Clock, Minter};
 
 use crate::audit::{self, AuditEvent, Auditor};
 use crate::oauth::{Granted, OAuthError, Refusal, RefusalReason, TokenEndpoint, TokenForm};
-use crate::{AuditConfig, ClientRegistry, Error, KeyRing, KeyStore, Metrics, Result, Settings};
+use crate::{AuditConfig, ClientRegistry, KeyRing, KeyStore, Metrics, Result, Settings};
 
 /// A running issuer's shared state. Cheap to clone.
 #[derive(Clone)]
@@ -209,8 +209,7 @@ impl Issuer {
 fn audit_from(config: &AuditConfig) -> Result<Auditor> {
     let mut sinks: Vec<Box<dyn audit::AuditSink>> = Vec::new();
     if let Some(path) = &config.file {
-        let file = audit::ChainedFile::open(path)
-            .map_err(|e| Error::Config(format!("audit file: {e}")))?;
+        let file = audit::ChainedFile::open(path)?;
         sinks.push(Box::new(file));
     }
     if config.stdout {
