@@ -985,8 +985,8 @@ fn kill_9_under_load_loses_no_audit_event_of_a_token_handed_out() {
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = "sts_kill-9-audit-test-secret";
     let config = format!(
-        "data_dir = \"{}\"\n[audit]\nfail_closed = true\n[rate_limit]\nburst = 1000000\n\
-         per_minute = 60000000\n[[clients]]\nid = \"w\"\nsecret_sha256 = \"{}\"\n",
+        "data_dir = \"{}\"\n[audit]\nfail_closed = true\n\
+         [[clients]]\nid = \"w\"\nsecret_sha256 = \"{}\"\n",
         dir.path().join("data").display(),
         svctoken_issuer::SecretHash::of(secret).to_hex()
     );

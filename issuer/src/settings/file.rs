@@ -30,9 +30,9 @@ pub(crate) struct ConfigFile {
     /// Upstream issuers whose user tokens may be exchanged (RFC 8693). Default: none.
     #[serde(default)]
     pub(crate) trusted_issuers: Vec<TrustedIssuerConfig>,
-    /// Per-client rate limit of the token endpoint.
-    #[serde(default)]
-    pub(crate) rate_limit: RateLimitConfig,
+    /// Per-client rate limit of the token endpoint. Default: none (a `[rate_limit]` table,
+    /// even empty, turns it on).
+    pub(crate) rate_limit: Option<RateLimitConfig>,
     /// The audit trail.
     #[serde(default)]
     pub(crate) audit: AuditConfig,
@@ -66,7 +66,7 @@ pub struct TrustedIssuerConfig {
     pub algorithms: Option<Vec<Algorithm>>,
 }
 
-/// `[rate_limit]`: a token bucket per client.
+/// `[rate_limit]`: a token bucket per client, off unless the table is present.
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {

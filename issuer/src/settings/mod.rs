@@ -143,7 +143,7 @@ impl Config {
                 .map_err(|e| Error::Config(format!("[[trusted_issuers]] {:?}: {e}", t.issuer)))?;
         }
         let rate_limit = self.file.rate_limit;
-        if rate_limit.burst == 0 || rate_limit.per_minute == 0 {
+        if rate_limit.is_some_and(|r| r.burst == 0 || r.per_minute == 0) {
             return Err(Error::Config(
                 "[rate_limit] burst and per_minute must be at least 1".into(),
             ));
@@ -231,7 +231,7 @@ pub struct Settings {
     audiences: Vec<Audience>,
     clients: ClientRegistry,
     trusted_issuers: Vec<TrustedIssuerConfig>,
-    rate_limit: RateLimitConfig,
+    rate_limit: Option<RateLimitConfig>,
     audit: AuditConfig,
     embedded_default: bool,
 }
@@ -287,8 +287,9 @@ impl Settings {
         &self.trusted_issuers
     }
 
-    /// The per-client rate limit. Default 100 at once, 600 a minute.
-    pub fn rate_limit(&self) -> RateLimitConfig {
+    /// The per-client rate limit, if `[rate_limit]` is configured (then 100 at once and 600
+    /// a minute unless it says otherwise). Default none.
+    pub fn rate_limit(&self) -> Option<RateLimitConfig> {
         self.rate_limit
     }
 
@@ -408,6 +409,12 @@ mod tests {
         assert_eq!(s.audiences()[0].name, "convex");
         assert_eq!(s.audiences()[0].profile, Profile::ConvexCustomJwt);
         assert_eq!(s.schedule(), &Schedule::default());
+        assert!(s.rate_limit().is_none(), "no rate limit unless configured");
+        let limited = load("[rate_limit]").expect("an empty table");
+        assert_eq!(
+            limited.rate_limit().map(|r| (r.burst, r.per_minute)),
+            Some((100, 600))
+        );
         assert_eq!(s.data_dir(), Path::new(DEFAULT_DATA_DIR));
         assert_eq!(
             s.audit().file.as_deref(),
