@@ -33,7 +33,8 @@
 //! - `clients`: [`ClientRegistry`], secret generation and hashing.
 //! - `minter`: [`Minter`], the token format, reserved claims.
 //! - [`store`]: the [`KeyStore`] trait, [`FileStore`], [`MemoryStore`].
-//! - [`rotation`]: the key lifecycle, [`rotation::rotate`].
+//! - [`rotation`]: the key lifecycle, [`rotation::rotate`] and its threshold predicates.
+//! - `lifecycle`: the loop a running issuer runs the lifecycle in.
 //! - `keyring`: [`KeyRing`], the running view of the keys and the rendered JWKS.
 //! - [`oauth`]: the token endpoint logic and RFC 6749 errors.
 //! - `server`: [`router`] and [`serve`].
@@ -47,6 +48,7 @@ mod clock;
 mod config;
 mod error;
 mod keyring;
+mod lifecycle;
 mod metrics;
 mod minter;
 pub mod oauth;
@@ -75,12 +77,13 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use keyring::{KeyRing, Published, RenderedJwks, copy_valid_until};
+pub use lifecycle::LIFECYCLE_INTERVAL;
 pub use metrics::Metrics;
 pub use minter::{MintRequest, Minted, Minter, RESERVED_CLAIMS, check_custom_claims};
 pub use oauth::{OAuthError, TokenEndpoint};
 pub use ratelimit::RateLimiter;
 pub use rotation::Schedule;
-pub use server::{LIFECYCLE_INTERVAL, router, serve};
+pub use server::{router, serve};
 pub use store::{FileStore, KeyStore, MemoryStore};
 pub use trusted::{RemoteJwks, TrustedIssuer};
 
@@ -184,14 +187,7 @@ impl Issuer {
     /// Runs the key lifecycle now and picks up changes (blocking; the server calls it every
     /// [`LIFECYCLE_INTERVAL`] off the executor).
     pub fn refresh(&self) -> Result<()> {
-        let events = self.inner.keys.refresh(self.inner.clock.unix_secs())?;
-        if !events.is_empty() {
-            self.inner.metrics.rotated();
-        }
-        for event in events {
-            tracing::info!(?event, "key lifecycle");
-        }
-        Ok(())
+        lifecycle::refresh(self).map(drop)
     }
 }
 

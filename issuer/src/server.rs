@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -14,12 +13,9 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::Issuer;
 use crate::audit::{Actor, AuditEvent};
 use crate::oauth::{self, BODY_LIMIT, ErrorCode, Grant, OAuthError, Refusal, TokenRequest};
-
-/// How often the server runs the key lifecycle (and picks up `svctoken keys revoke`).
-pub const LIFECYCLE_INTERVAL: Duration = Duration::from_secs(5);
+use crate::{Issuer, lifecycle};
 
 /// Every route of the issuer.
 pub fn router(issuer: Issuer) -> Router {
@@ -38,39 +34,19 @@ pub fn router(issuer: Issuer) -> Router {
 }
 
 /// Serves `issuer` on `listener` until `shutdown` resolves, running the key lifecycle every
-/// [`LIFECYCLE_INTERVAL`]. In-flight requests finish before it returns.
+/// [`LIFECYCLE_INTERVAL`](crate::LIFECYCLE_INTERVAL). In-flight requests finish before it returns.
 pub async fn serve(
     listener: TcpListener,
     issuer: Issuer,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let lifecycle = tokio::spawn(run_lifecycle(issuer.clone()));
+    let lifecycle = tokio::spawn(lifecycle::run(issuer.clone()));
     let app = router(issuer).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     lifecycle.abort();
     served
-}
-
-async fn run_lifecycle(issuer: Issuer) {
-    let mut tick = tokio::time::interval(LIFECYCLE_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let worker = issuer.clone();
-        match tokio::task::spawn_blocking(move || worker.refresh()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                issuer.metrics().rotation_failed();
-                tracing::error!(error = %e, "key lifecycle failed; the current key keeps signing");
-            }
-            Err(e) => {
-                issuer.metrics().rotation_failed();
-                tracing::error!(error = %e, "key lifecycle task panicked");
-            }
-        }
-    }
 }
 
 async fn discovery(State(issuer): State<Issuer>) -> Response {
@@ -320,7 +296,7 @@ async fn metrics(State(issuer): State<Issuer>) -> Response {
     let age = published
         .set
         .active()
-        .and_then(|k| k.activated_at)
+        .and_then(|k| k.state.activated_at())
         .map_or(0, |at| issuer.clock().unix_secs().saturating_sub(at));
     let body = issuer.metrics().render(age, published.set.keys.len());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
