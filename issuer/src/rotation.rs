@@ -225,21 +225,10 @@ fn new_record(
 
 #[cfg(test)]
 mod tests {
+    use super::schedule::tests::{T0, schedule};
     use super::*;
-    use std::time::Duration;
 
     use crate::MemoryStore;
-
-    const T0: u64 = 1_800_000_000;
-
-    fn schedule() -> Schedule {
-        Schedule {
-            rotation_period: Duration::from_secs(3600),
-            jwks_max_age: Duration::from_secs(60),
-            max_token_lifetime: Duration::from_secs(600),
-            ..Schedule::default()
-        }
-    }
 
     fn states(store: &MemoryStore) -> Vec<&'static str> {
         store

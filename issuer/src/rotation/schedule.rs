@@ -109,12 +109,14 @@ pub fn should_remove(record: &KeyRecord, now: u64) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const T0: u64 = 1_800_000_000;
+    /// A moment for tests: 2027-01-15.
+    pub(in crate::rotation) const T0: u64 = 1_800_000_000;
 
-    fn schedule() -> Schedule {
+    /// Period 1 h, lead 65 s, tail 605 s.
+    pub(in crate::rotation) fn schedule() -> Schedule {
         Schedule {
             rotation_period: Duration::from_secs(3600),
             jwks_max_age: Duration::from_secs(60),
