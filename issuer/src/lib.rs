@@ -32,7 +32,8 @@
 //! - `audience`: [`Audience`] and its verification [`Profile`].
 //! - `clients`: [`ClientRegistry`], secret generation and hashing.
 //! - `minter`: [`Minter`], the token format, reserved claims.
-//! - [`store`]: the [`KeyStore`] trait, [`FileStore`], [`MemoryStore`].
+//! - [`store`]: the [`KeyStore`] trait, [`FileStore`], [`MemoryStore`], and the contract suite
+//!   every store passes (`store::contract`, with the `test-util` feature).
 //! - [`rotation`]: the key lifecycle, [`rotation::rotate`] and its threshold predicates.
 //! - `lifecycle`: the loop a running issuer runs the lifecycle in.
 //! - `keyring`: [`KeyRing`], the running view of the keys and the rendered JWKS.

@@ -2,11 +2,15 @@
 //! Enabled by the `test-util` feature so a store in another crate runs the same suite.
 //!
 //! Each case takes `open`, which opens a new handle on one fresh, empty store (the same data
-//! every call, as a second process or replica would see it). Run every case on a fresh store
-//! with [`run_all`], or get one `#[test]` per case with [`key_store_contract!`]:
+//! every call, as a second process or replica would see it). [`run_all`] runs every case, each
+//! on a fresh store; in a test file, [`key_store_contract!`] with the same closure generates
+//! one `#[test]` per case instead.
 //!
-//! ```ignore
-//! svctoken_issuer::key_store_contract!(|| {
+//! ```
+//! use std::sync::Arc;
+//! use svctoken_issuer::store::{FileStore, KeyStore, contract};
+//!
+//! contract::run_all(|| {
 //!     let dir = tempfile::tempdir().expect("tempdir");
 //!     move || -> Arc<dyn KeyStore> { Arc::new(FileStore::open(dir.path()).expect("open")) }
 //! });
