@@ -105,6 +105,13 @@ macro_rules! key_store_contract {
                 $crate::store::contract::$case(&open);
             }
         )*
+
+        #[test]
+        fn the_contract_tests_cover_every_case() {
+            let generated = [$(stringify!($case)),*];
+            let cases: Vec<&str> = $crate::store::contract::CASES.iter().map(|c| c.0).collect();
+            assert_eq!(generated[..], cases[..], "key_store_contract! lists every case");
+        }
     };
 }
 
