@@ -185,8 +185,8 @@ impl Issuer {
         self.inner.clock.as_ref()
     }
 
-    /// Runs the key lifecycle now and picks up changes (blocking; the server calls it every
-    /// [`LIFECYCLE_INTERVAL`] off the executor).
+    /// Runs the key lifecycle now and picks up changes, logging and counting what changed: the
+    /// run [`serve`] makes every [`LIFECYCLE_INTERVAL`]. Blocking: call it off the executor.
     pub fn refresh(&self) -> Result<()> {
         lifecycle::refresh(self).map(drop)
     }
