@@ -1,16 +1,35 @@
 //! `svctoken keys list | rotate | revoke`: the key lifecycle from the command line.
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
+use svctoken_issuer::Settings;
 use svctoken_issuer::rotation::{self, Event};
-use svctoken_issuer::store::{KeySet, KeyStore};
+use svctoken_issuer::store::{FileStore, KeySet, KeyState, KeyStore};
 use svctoken_mint::{Clock as _, SystemClock};
 
-use crate::{ConfigArgs, open_store, settings, time};
+use crate::{ConfigArgs, settings, time};
+
+/// The store the settings name, which must exist: a mistyped directory is an error naming
+/// where it looked, never a new empty store.
+fn existing_store(settings: &Settings) -> Result<FileStore> {
+    let dir = settings.data_dir();
+    let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+    match FileStore::open_existing(dir) {
+        Ok(store) => Ok(store),
+        Err(svctoken_issuer::Error::Store { .. }) => bail!(
+            "no key store in {} (no keys.json there); keys commands never create one. Point at \
+             the issuer's data directory with --data-dir or SVCTOKEN_DATA_DIR, or with data_dir \
+             in the file --config (SVCTOKEN_CONFIG) names; `svctoken serve` creates the store \
+             when it first starts",
+            shown.display()
+        ),
+        Err(e) => Err(e).with_context(|| format!("opening the key store in {}", shown.display())),
+    }
+}
 
 /// Prints every published and revoked key with its schedule.
 pub(crate) fn keys_list(args: &ConfigArgs) -> Result<()> {
     let settings = settings(args)?;
-    let store = open_store(&settings)?;
+    let store = existing_store(&settings)?;
     let set = store.load()?;
     if set.keys.is_empty() {
         println!(
@@ -19,23 +38,26 @@ pub(crate) fn keys_list(args: &ConfigArgs) -> Result<()> {
         );
     }
     for k in &set.keys {
-        let when = |label: &str, t: Option<u64>| {
-            t.map(|t| format!(" {label} {}", time(t)))
-                .unwrap_or_default()
+        let times = match k.state {
+            KeyState::Prepared { activate_at } => format!("activates {}", time(activate_at)),
+            KeyState::Active { activated_at } => format!("activated {}", time(activated_at)),
+            KeyState::Retired {
+                activated_at,
+                retired_at,
+                remove_at,
+            } => format!(
+                "activated {} retired {} leaves JWKS {}",
+                time(activated_at),
+                time(retired_at),
+                time(remove_at)
+            ),
         };
         println!(
-            "{:<43} {:<5} {:<8} published {}{}{}{}{}",
+            "{:<43} {:<5} {:<8} published {} {times}",
             k.kid,
             k.alg.as_str(),
-            format!("{:?}", k.state).to_lowercase(),
+            k.state.name(),
             time(k.published_at),
-            when(
-                "activates",
-                k.activate_at.filter(|_| k.activated_at.is_none())
-            ),
-            when("activated", k.activated_at),
-            when("retired", k.retired_at),
-            when("leaves JWKS", k.remove_at),
         );
     }
     for r in &set.revoked {
@@ -74,18 +96,19 @@ fn print_events(events: &[Event]) {
 /// Starts a rotation now.
 pub(crate) fn keys_rotate(args: &ConfigArgs) -> Result<()> {
     let settings = settings(args)?;
-    let store = open_store(&settings)?;
+    let store = existing_store(&settings)?;
     let now = SystemClock.unix_secs();
-    let events = rotation::rotate_now(store.as_ref(), settings.schedule(), now)?;
+    let events = rotation::rotate_now(&store, settings.schedule(), now)?;
     print_events(&events);
     let set: KeySet = store.load()?;
-    match set.prepared() {
-        Some(p) if events.is_empty() => println!(
+    if let Some(p) = set.prepared().filter(|_| events.is_empty())
+        && let KeyState::Prepared { activate_at } = p.state
+    {
+        println!(
             "a rotation is already under way: {} signs from {}",
             p.kid,
-            time(p.activate_at.unwrap_or_default())
-        ),
-        _ => {}
+            time(activate_at)
+        );
     }
     Ok(())
 }
@@ -93,10 +116,10 @@ pub(crate) fn keys_rotate(args: &ConfigArgs) -> Result<()> {
 /// Removes a key from the JWKS at once.
 pub(crate) fn keys_revoke(kid: &str, args: &ConfigArgs) -> Result<()> {
     let settings = settings(args)?;
-    let store = open_store(&settings)?;
+    let store = existing_store(&settings)?;
     let now = SystemClock.unix_secs();
-    let (revocation, events) = rotation::revoke(store.as_ref(), settings.schedule(), kid, now)
-        .map_err(|e| match e {
+    let (revocation, events) =
+        rotation::revoke(&store, settings.schedule(), kid, now).map_err(|e| match e {
             svctoken_issuer::Error::UnknownKey(_) => {
                 anyhow!("no published key has kid {kid:?}; `svctoken keys list` shows them")
             }

@@ -328,7 +328,6 @@ fn keys_rotate_list_and_revoke() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let d = data.to_str().expect("utf-8");
-    assert!(ok(&svctoken(dir.path(), &["keys", "list", "--data-dir", d])).contains("no keys yet"));
     // mint bootstraps the store like serve does.
     ok(&svctoken(
         dir.path(),
@@ -374,6 +373,70 @@ fn keys_rotate_list_and_revoke() {
         &["keys", "revoke", "nope", "--data-dir", d],
     ));
     assert!(err.contains("keys list"), "{err}");
+}
+
+/// `keys` commands manage an existing store only: pointed at a directory without one (by
+/// `--data-dir`, `SVCTOKEN_DATA_DIR`, a config file or the default), each fails, names the
+/// directory it looked in and how to point at the right one, and creates nothing.
+#[test]
+fn keys_commands_never_create_a_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cwd = dir.path().canonicalize().expect("canonical");
+    let typo = cwd.join("dta");
+    std::fs::write(
+        cwd.join("svctoken.toml"),
+        format!("data_dir = \"{}\"\n", typo.display()),
+    )
+    .expect("write");
+    let t = typo.to_str().expect("utf-8");
+    for command in [
+        &["keys", "list"][..],
+        &["keys", "rotate"],
+        &["keys", "revoke", "kid"],
+    ] {
+        let pointed: [(Vec<&str>, Option<&str>, std::path::PathBuf); 4] = [
+            (vec!["--data-dir", t], None, typo.clone()),
+            (vec![], Some(t), typo.clone()),
+            (vec!["--config", "svctoken.toml"], None, typo.clone()),
+            (vec![], None, cwd.join("svctoken-data")),
+        ];
+        for (flags, env, looked_in) in pointed {
+            let mut cmd = Command::new(BIN);
+            cmd.args(command)
+                .args(&flags)
+                .current_dir(&cwd)
+                .env_remove("SVCTOKEN_CONFIG")
+                .env_remove("SVCTOKEN_DATA_DIR");
+            if let Some(env) = env {
+                cmd.env("SVCTOKEN_DATA_DIR", env);
+            }
+            let err = fails(&cmd.output().expect("run"));
+            let case = format!("{command:?} {flags:?} {env:?}");
+            assert!(
+                err.starts_with("svctoken: no key store in "),
+                "{case}: {err}"
+            );
+            assert!(
+                err.contains(&format!("{} (no keys.json", looked_in.display())),
+                "{case}: names the directory: {err}"
+            );
+            for how in ["--data-dir", "SVCTOKEN_DATA_DIR", "--config"] {
+                assert!(err.contains(how), "{case}: says how to point at it: {err}");
+            }
+            assert_eq!(
+                std::fs::read_dir(&cwd).expect("ls").count(),
+                1,
+                "{case}: nothing created"
+            );
+        }
+    }
+
+    // Once a store exists there, the same commands work.
+    ok(&svctoken(
+        &cwd,
+        &["mint", "--sub", "svc:x", "--aud", "convex", "--data-dir", t],
+    ));
+    assert!(ok(&svctoken(&cwd, &["keys", "list", "--data-dir", t])).contains(" active "));
 }
 
 #[test]

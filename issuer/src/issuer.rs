@@ -190,17 +190,11 @@ impl Issuer {
         self.inner.clock.as_ref()
     }
 
-    /// Runs the key lifecycle now and picks up changes (blocking; the server calls it every
-    /// [`crate::LIFECYCLE_INTERVAL`] off the executor).
+    /// Runs the key lifecycle now and picks up changes, logging and counting what changed: the
+    /// run [`serve`](crate::serve) makes every [`LIFECYCLE_INTERVAL`](crate::LIFECYCLE_INTERVAL).
+    /// Blocking: call it off the executor.
     pub fn refresh(&self) -> Result<()> {
-        let events = self.inner.keys.refresh(self.inner.clock.unix_secs())?;
-        if !events.is_empty() {
-            self.inner.metrics.rotated();
-        }
-        for event in events {
-            tracing::info!(?event, "key lifecycle");
-        }
-        Ok(())
+        crate::lifecycle::refresh(self).map(drop)
     }
 }
 

@@ -143,9 +143,9 @@ fn render(set: KeySet, audiences: &[Audience]) -> Published {
     // Publication order: the signing key first, then the next, then the retiring ones.
     let mut records: Vec<_> = set.keys.iter().collect();
     records.sort_by_key(|k| match k.state {
-        KeyState::Active => 0,
-        KeyState::Prepared => 1,
-        KeyState::Retired => 2,
+        KeyState::Active { .. } => 0,
+        KeyState::Prepared { .. } => 1,
+        KeyState::Retired { .. } => 2,
     });
     let all = Jwks {
         keys: records.iter().map(|k| k.public.clone()).collect(),
@@ -167,9 +167,9 @@ fn render(set: KeySet, audiences: &[Audience]) -> Published {
 /// The first moment a key that is not yet published signs, at the earliest: a consumer holding
 /// a copy of today's JWKS (a `data:` URI) must be given a new copy before then.
 pub fn copy_valid_until(set: &KeySet, schedule: &Schedule) -> Option<u64> {
-    let last = set
-        .prepared()
-        .and_then(|p| p.activate_at)
-        .or_else(|| set.active().and_then(|a| a.activated_at))?;
+    let last = match set.prepared().or_else(|| set.active())?.state {
+        KeyState::Prepared { activate_at } => activate_at,
+        KeyState::Active { activated_at } | KeyState::Retired { activated_at, .. } => activated_at,
+    };
     Some(last + schedule.rotation_period.as_secs())
 }

@@ -23,8 +23,10 @@
 //! - `config`: the TOML file, overrides, [`Settings`].
 //! - `audience`: [`Audience`] and its verification [`Profile`].
 //! - `clients`: [`ClientRegistry`], secret generation and hashing.
-//! - [`store`]: the [`KeyStore`] trait, [`FileStore`], [`MemoryStore`].
-//! - [`rotation`]: the key lifecycle, [`rotation::rotate`].
+//! - [`store`]: the [`KeyStore`] trait, [`FileStore`], [`MemoryStore`], and the contract suite
+//!   every store passes (`store::contract`, with the `test-util` feature).
+//! - [`rotation`]: the key lifecycle, [`rotation::rotate`] and its threshold predicates.
+//! - `lifecycle`: the loop a running issuer runs the lifecycle in.
 //! - `keyring`: [`KeyRing`], the running view of the keys and the rendered JWKS.
 //! - [`oauth`]: the token endpoint logic and RFC 6749 errors.
 //! - [`audit`]: the hash-chained audit trail and its group-commit writer, [`Auditor`].
@@ -38,6 +40,7 @@ mod error;
 mod http;
 mod issuer;
 mod keyring;
+mod lifecycle;
 mod metrics;
 pub mod oauth;
 pub mod rotation;
@@ -50,9 +53,10 @@ pub use clients::{
     Client, ClientAuth, ClientRegistry, SECRET_PREFIX, SecretHash, generate_secret, glob_match,
 };
 pub use error::{Error, Result};
-pub use http::{LIFECYCLE_INTERVAL, router, serve};
+pub use http::{router, serve};
 pub use issuer::Issuer;
 pub use keyring::{KeyRing, Published, RenderedJwks, copy_valid_until};
+pub use lifecycle::LIFECYCLE_INTERVAL;
 pub use metrics::Metrics;
 pub use oauth::{OAuthError, TokenEndpoint};
 pub use rotation::Schedule;

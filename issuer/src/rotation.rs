@@ -7,77 +7,21 @@
 //! - a retired key stays published T + S (the *tail*) after its last signature;
 //! - the JWKS is served with `max-age` M, never more than the lead minus the skew.
 //!
+//! [`rotate`] applies pure threshold predicates ([`should_remove`], [`should_activate`],
+//! [`should_prepare`]) to the stored key set; they decide, this module only carries out.
+//!
 //! Every function here takes the store's lock, reads the key set, changes it and saves it
 //! before destroying any private key, so a crash at any point leaves a loadable store in which
 //! every published key is still published.
 
-use std::time::Duration;
+mod schedule;
 
 use svctoken_jwks::Algorithm;
 
 use crate::store::{KeyRecord, KeySet, KeyState, KeyStore, Revocation};
 use crate::{Error, Result};
 
-/// Clock skew tolerated by verifiers (Convex: 5 s).
-pub const SKEW: Duration = Duration::from_secs(5);
-
-/// When keys are made, activated and removed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Schedule {
-    /// Algorithm of new keys. Default ES256.
-    pub algorithm: Algorithm,
-    /// RSA modulus size for new RS256 keys. Default 2048.
-    pub rsa_bits: usize,
-    /// How long a key signs before the next one takes over. Default 24 h.
-    pub rotation_period: Duration,
-    /// The JWKS `Cache-Control: max-age`. Default 5 min.
-    pub jwks_max_age: Duration,
-    /// The longest lifetime of any token the issuer mints. Default 5 min.
-    pub max_token_lifetime: Duration,
-}
-
-impl Default for Schedule {
-    fn default() -> Self {
-        Schedule {
-            algorithm: Algorithm::ES256,
-            rsa_bits: 2048,
-            rotation_period: Duration::from_secs(24 * 3600),
-            jwks_max_age: Duration::from_secs(300),
-            max_token_lifetime: Duration::from_secs(300),
-        }
-    }
-}
-
-impl Schedule {
-    /// How long before signing a new key is published: `max-age` + skew.
-    pub fn prepare_lead(&self) -> Duration {
-        self.jwks_max_age + SKEW
-    }
-
-    /// How long a retired key stays published: maximum token lifetime + skew.
-    pub fn retire_tail(&self) -> Duration {
-        self.max_token_lifetime + SKEW
-    }
-
-    /// Refuses a schedule that can't keep its promises, saying what to change.
-    pub fn validate(&self) -> Result<()> {
-        if self.rotation_period < self.prepare_lead() * 2 {
-            return Err(Error::Config(format!(
-                "[keys] rotation_period ({}) must be at least twice jwks_max_age + 5s ({}): \
-                 lengthen rotation_period or shorten jwks_max_age",
-                humantime::format_duration(self.rotation_period),
-                humantime::format_duration(self.prepare_lead() * 2)
-            )));
-        }
-        if self.algorithm == Algorithm::RS256 && !svctoken_jwks::RSA_BITS.contains(&self.rsa_bits) {
-            return Err(Error::Config(format!(
-                "[keys] rsa_bits = {} is not offered: use 2048, 3072 or 4096",
-                self.rsa_bits
-            )));
-        }
-        Ok(())
-    }
-}
+pub use schedule::{SKEW, Schedule, should_activate, should_prepare, should_remove};
 
 /// Something [`rotate`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,7 +62,7 @@ pub fn rotate(store: &dyn KeyStore, schedule: &Schedule, now: u64) -> Result<Vec
 }
 
 /// Starts a rotation now: publishes a new key (if none is waiting) that signs after the lead,
-/// then runs [`rotate`]. Returns the events and the waiting key's activation time.
+/// then runs [`rotate`]. Returns what it did (nothing when a key is already waiting).
 pub fn rotate_now(store: &dyn KeyStore, schedule: &Schedule, now: u64) -> Result<Vec<Event>> {
     transact(store, |set, events| {
         if set.prepared().is_none() && set.active().is_some() {
@@ -191,82 +135,59 @@ fn step(
 ) -> Result<()> {
     // 1. Retired keys whose tokens have all expired leave the JWKS.
     set.keys.retain(|k| {
-        let gone = k.state == KeyState::Retired && k.remove_at.is_some_and(|at| at <= now);
+        let gone = should_remove(k, now);
         if gone {
             events.push(Event::Removed { kid: k.kid.clone() });
         }
         !gone
     });
 
-    // 2. Always have a signing key: promote the waiting one early, or make one.
-    if set.active().is_none() {
-        if set.prepared().is_none() {
-            let jwk = store.create_key(schedule.algorithm, schedule.rsa_bits)?;
-            set.keys
-                .push(new_record(jwk, schedule.algorithm, now, now)?);
-        }
-        if let Some(k) = set.keys.iter_mut().find(|k| k.state == KeyState::Prepared) {
-            let early = k.activate_at.is_some_and(|at| at > now);
-            activate(k, now);
-            events.push(Event::Activated {
-                kid: k.kid.clone(),
-                early,
-            });
-        }
+    // 2. Always have a signing key: with none signing and none waiting, make one that may sign
+    //    at once (a fresh store, or the last key was revoked).
+    if set.active().is_none() && set.prepared().is_none() {
+        let jwk = store.create_key(schedule.algorithm, schedule.rsa_bits)?;
+        set.keys
+            .push(new_record(jwk, schedule.algorithm, now, now)?);
     }
 
-    let lead = schedule.prepare_lead().as_secs();
-    let period = schedule.rotation_period.as_secs();
-    let active = set.active().cloned().ok_or(Error::NoActiveKey)?;
-    let activated_at = active.activated_at.unwrap_or(active.published_at);
-
-    // 3. Publish the next key a lead ahead of the end of the period (or at once if the
-    //    configured algorithm changed).
-    if set.prepared().is_none() {
-        let end_of_period = activated_at + period;
-        if active.alg != schedule.algorithm {
-            prepare(store, schedule, set, now, now + lead, events)?;
-        } else if end_of_period.saturating_sub(lead) <= now {
-            prepare(
-                store,
-                schedule,
-                set,
-                now,
-                end_of_period.max(now + lead),
-                events,
-            )?;
-        }
+    // 3. Hand over once the waiting key is due (or at once if no key signs).
+    if should_activate(set, now) {
+        hand_over(set, schedule, now, events);
     }
 
-    // 4. Hand over once the waiting key has been published for its lead and is due.
-    let ready = set
-        .prepared()
-        .is_some_and(|p| p.activate_at.is_some_and(|at| at <= now));
-    if ready {
-        let tail = schedule.retire_tail().as_secs();
-        for k in &mut set.keys {
-            match k.state {
-                KeyState::Active => {
-                    k.state = KeyState::Retired;
-                    k.retired_at = Some(now);
-                    k.remove_at = Some(now + tail);
-                    events.push(Event::Retired {
-                        kid: k.kid.clone(),
-                        remove_at: now + tail,
-                    });
-                }
-                KeyState::Prepared => {
-                    activate(k, now);
-                    events.push(Event::Activated {
-                        kid: k.kid.clone(),
-                        early: false,
-                    });
-                }
-                KeyState::Retired => {}
-            }
-        }
+    // 4. Publish the next key a lead ahead of its activation.
+    if let Some(activate_at) = should_prepare(set, schedule, now) {
+        prepare(store, schedule, set, now, activate_at, events)?;
     }
     Ok(())
+}
+
+/// The waiting key signs from `now`; the key signing until now (if any) retires.
+fn hand_over(set: &mut KeySet, schedule: &Schedule, now: u64, events: &mut Vec<Event>) {
+    let remove_at = now + schedule.retire_tail().as_secs();
+    for k in &mut set.keys {
+        match k.state {
+            KeyState::Active { activated_at } => {
+                k.state = KeyState::Retired {
+                    activated_at,
+                    retired_at: now,
+                    remove_at,
+                };
+                events.push(Event::Retired {
+                    kid: k.kid.clone(),
+                    remove_at,
+                });
+            }
+            KeyState::Prepared { activate_at } => {
+                k.state = KeyState::Active { activated_at: now };
+                events.push(Event::Activated {
+                    kid: k.kid.clone(),
+                    early: activate_at > now,
+                });
+            }
+            KeyState::Retired { .. } => {}
+        }
+    }
 }
 
 fn prepare(
@@ -296,44 +217,26 @@ fn new_record(
     Ok(KeyRecord {
         kid: svctoken_jwks::thumbprint(&jwk)?,
         alg,
-        state: KeyState::Prepared,
+        state: KeyState::Prepared { activate_at },
         public: jwk,
         published_at: now,
-        activate_at: Some(activate_at),
-        activated_at: None,
-        retired_at: None,
-        remove_at: None,
     })
-}
-
-fn activate(k: &mut KeyRecord, now: u64) {
-    k.state = KeyState::Active;
-    k.activated_at = Some(now);
 }
 
 #[cfg(test)]
 mod tests {
+    use super::schedule::tests::{T0, schedule};
     use super::*;
+
     use crate::MemoryStore;
 
-    const T0: u64 = 1_800_000_000;
-
-    fn schedule() -> Schedule {
-        Schedule {
-            rotation_period: Duration::from_secs(3600),
-            jwks_max_age: Duration::from_secs(60),
-            max_token_lifetime: Duration::from_secs(600),
-            ..Schedule::default()
-        }
-    }
-
-    fn states(store: &MemoryStore) -> Vec<KeyState> {
+    fn states(store: &MemoryStore) -> Vec<&'static str> {
         store
             .load()
             .expect("load")
             .keys
             .iter()
-            .map(|k| k.state)
+            .map(|k| k.state.name())
             .collect()
     }
 
@@ -384,7 +287,7 @@ mod tests {
             panic!("{events:?}");
         };
         assert_eq!(activate_at, T0 + 3600);
-        assert_eq!(states(&store), [KeyState::Active, KeyState::Prepared]);
+        assert_eq!(states(&store), ["active", "prepared"]);
         assert_eq!(rotate(&store, &s, T0 + 3599).expect("rotate"), vec![]);
 
         // At the end of the period it takes over; the old key stays published for the tail.
@@ -508,15 +411,5 @@ mod tests {
             store.load().expect("load").active().expect("active").alg,
             Algorithm::EdDSA
         );
-    }
-
-    #[test]
-    fn a_schedule_that_cannot_keep_the_lead_is_refused() {
-        let s = Schedule {
-            rotation_period: Duration::from_secs(100),
-            ..schedule()
-        };
-        assert!(s.validate().is_err());
-        assert!(schedule().validate().is_ok());
     }
 }

@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -17,14 +16,11 @@ use tokio::net::TcpListener;
 
 use svctoken_mint::oauth::{CLIENT_CREDENTIALS, TOKEN_EXCHANGE};
 
-use crate::Issuer;
 use crate::oauth::BODY_LIMIT;
+use crate::{Issuer, lifecycle};
 
 mod response;
 mod token;
-
-/// How often the server runs the key lifecycle (and picks up `svctoken keys revoke`).
-pub const LIFECYCLE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Every route of the issuer.
 pub fn router(issuer: Issuer) -> Router {
@@ -43,13 +39,13 @@ pub fn router(issuer: Issuer) -> Router {
 }
 
 /// Serves `issuer` on `listener` until `shutdown` resolves, running the key lifecycle every
-/// [`LIFECYCLE_INTERVAL`]. In-flight requests finish before it returns.
+/// [`LIFECYCLE_INTERVAL`](crate::LIFECYCLE_INTERVAL). In-flight requests finish before it returns.
 pub async fn serve(
     listener: TcpListener,
     issuer: Issuer,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let lifecycle = tokio::spawn(run_lifecycle(issuer.clone()));
+    let lifecycle = tokio::spawn(lifecycle::run(issuer.clone()));
     let app = router(issuer.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -58,26 +54,6 @@ pub async fn serve(
     // Events of the last requests (fail-open ones are not waited for) reach the disk.
     let _ = issuer.auditor().flush().await;
     served
-}
-
-async fn run_lifecycle(issuer: Issuer) {
-    let mut tick = tokio::time::interval(LIFECYCLE_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let worker = issuer.clone();
-        match tokio::task::spawn_blocking(move || worker.refresh()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                issuer.metrics().rotation_failed();
-                tracing::error!(error = %e, "key lifecycle failed; the current key keeps signing");
-            }
-            Err(e) => {
-                issuer.metrics().rotation_failed();
-                tracing::error!(error = %e, "key lifecycle task panicked");
-            }
-        }
-    }
 }
 
 async fn discovery(State(issuer): State<Issuer>) -> Response {
@@ -188,7 +164,7 @@ async fn metrics(State(issuer): State<Issuer>) -> Response {
     let age = published
         .set
         .active()
-        .and_then(|k| k.activated_at)
+        .and_then(|k| k.state.activated_at())
         .map_or(0, |at| issuer.clock().unix_secs().saturating_sub(at));
     let body = issuer.metrics().render(age, published.set.keys.len());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()

@@ -1,0 +1,231 @@
+//! The key lifecycle of a running issuer: [`run`] applies [`rotate`](crate::rotation::rotate)
+//! every [`LIFECYCLE_INTERVAL`] at the issuer's clock's time and swaps in whatever changed,
+//! including changes another process made (`svctoken keys revoke`).
+//!
+//! A failed run is logged and counted (`svctoken_key_rotation_failures_total`), and the key
+//! that signs keeps signing: nothing is swapped in until a run succeeds. Every change (a key
+//! published, activated, retired, removed) is logged at `info`.
+
+use std::time::Duration;
+
+use crate::rotation::Event;
+use crate::{Issuer, Result};
+
+/// How often the server runs the key lifecycle (and picks up `svctoken keys revoke`).
+pub const LIFECYCLE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Runs the lifecycle now and then every [`LIFECYCLE_INTERVAL`], off the async executor,
+/// until the task is aborted. Never returns on its own: failures are logged and counted.
+pub(crate) async fn run(issuer: Issuer) {
+    let mut tick = tokio::time::interval(LIFECYCLE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let worker = issuer.clone();
+        match tokio::task::spawn_blocking(move || refresh(&worker)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                issuer.metrics().rotation_failed();
+                tracing::error!(error = %e, "key lifecycle failed; the current key keeps signing");
+            }
+            Err(e) => {
+                issuer.metrics().rotation_failed();
+                tracing::error!(error = %e, "key lifecycle task panicked; the current key keeps signing");
+            }
+        }
+    }
+}
+
+/// One run at the issuer's clock's time: rotate, pick up changes, log and count what changed.
+/// Blocking (it takes the store's lock and may generate keys).
+pub(crate) fn refresh(issuer: &Issuer) -> Result<Vec<Event>> {
+    let events = issuer.keys().refresh(issuer.clock().unix_secs())?;
+    if !events.is_empty() {
+        issuer.metrics().rotated();
+    }
+    events.iter().for_each(log);
+    Ok(events)
+}
+
+fn log(event: &Event) {
+    match event {
+        Event::Prepared { kid, activate_at } => {
+            tracing::info!(kid, activate_at, "key published; it signs from activate_at");
+        }
+        Event::Activated { kid, early: false } => {
+            tracing::info!(kid, early = false, "key activated: it signs from now");
+        }
+        Event::Activated { kid, early: true } => {
+            tracing::info!(kid, early = true, "key activated: it signs from now");
+            tracing::warn!(
+                kid,
+                "key activated before a full jwks_max_age since it was published: verifiers \
+                 holding an older cached JWKS may reject its tokens until their cache expires"
+            );
+        }
+        Event::Retired { kid, remove_at } => {
+            tracing::info!(
+                kid,
+                remove_at,
+                "key retired; it leaves the JWKS at remove_at"
+            );
+        }
+        Event::Removed { kid } => {
+            tracing::info!(
+                kid,
+                "key removed from the JWKS; its private key was destroyed"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use svctoken_jwks::{Algorithm, Jwk, SigningKey};
+
+    use crate::store::{KeySet, KeyStore, StoreLock};
+    use crate::{Error, MemoryStore, Overrides, Settings};
+    use svctoken_mint::MockClock;
+
+    const T0: u64 = 1_800_000_000;
+
+    /// A memory store whose writer lock can be made to fail.
+    struct Flaky {
+        inner: MemoryStore,
+        broken: AtomicBool,
+    }
+
+    impl KeyStore for Flaky {
+        fn describe(&self) -> String {
+            "flaky".into()
+        }
+        fn lock(&self) -> Result<StoreLock> {
+            if self.broken.load(Ordering::SeqCst) {
+                return Err(Error::Store {
+                    store: self.describe(),
+                    message: "unreachable".into(),
+                });
+            }
+            self.inner.lock()
+        }
+        fn load(&self) -> Result<KeySet> {
+            self.inner.load()
+        }
+        fn save(&self, set: &mut KeySet) -> Result<()> {
+            self.inner.save(set)
+        }
+        fn create_key(&self, alg: Algorithm, rsa_bits: usize) -> Result<Jwk> {
+            self.inner.create_key(alg, rsa_bits)
+        }
+        fn signing_key(&self, kid: &str) -> Result<SigningKey> {
+            self.inner.signing_key(kid)
+        }
+        fn destroy_key(&self, kid: &str) -> Result<()> {
+            self.inner.destroy_key(kid)
+        }
+    }
+
+    fn issuer(store: Arc<dyn KeyStore>, clock: Arc<MockClock>) -> Issuer {
+        let settings = Settings::from_toml(
+            "issuer = \"https://auth.example.com\"\n[keys]\nrotation_period = \"1h\"\n\
+             jwks_max_age = \"1m\"\n",
+            &Overrides::default(),
+        )
+        .expect("settings");
+        let auditor = crate::Auditor::new(Vec::new(), false);
+        Issuer::open_with_auditor(settings, store, clock, auditor).expect("open")
+    }
+
+    #[tokio::test]
+    async fn a_failed_run_is_counted_and_the_current_key_keeps_signing() {
+        let store = Arc::new(Flaky {
+            inner: MemoryStore::new(),
+            broken: AtomicBool::new(false),
+        });
+        let clock = Arc::new(MockClock::at_unix(T0));
+        let issuer = issuer(store.clone(), clock.clone());
+        let signing = issuer.keys().signer().load().kid().to_owned();
+        let published = issuer.keys().published().all.etag.clone();
+
+        store.broken.store(true, Ordering::SeqCst);
+        clock.advance(Duration::from_secs(3600 * 5));
+        let task = tokio::spawn(run(issuer.clone()));
+        // The first run starts at once.
+        for _ in 0..200 {
+            if issuer.metrics().rotation_failures() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        task.abort();
+        assert_eq!(issuer.metrics().rotation_failures(), 1);
+        assert_eq!(issuer.keys().signer().load().kid(), signing);
+        assert_eq!(issuer.keys().published().all.etag, published);
+
+        // Once the store answers again the next run catches up.
+        store.broken.store(false, Ordering::SeqCst);
+        let events = refresh(&issuer).expect("refresh");
+        assert!(
+            matches!(&events[..], [Event::Prepared { .. }]),
+            "{events:?}"
+        );
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_lifecycle_change_is_logged_at_info() {
+        let clock = Arc::new(MockClock::at_unix(T0));
+        let issuer = issuer(Arc::new(MemoryStore::new()), clock.clone());
+        let first = issuer.keys().signer().load().kid().to_owned();
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            // Period 1 h, lead 65 s, tail 5 min + 5 s.
+            for at in [3600 - 65, 3600, 3600 + 305] {
+                clock.set(svctoken_mint::from_unix_secs(T0 + at));
+                assert!(!refresh(&issuer).expect("refresh").is_empty(), "{at}");
+            }
+        });
+        let logs = String::from_utf8(captured.0.lock().expect("logs").clone()).expect("utf-8");
+        let next = issuer.keys().signer().load().kid().to_owned();
+        for (message, kid) in [
+            ("key published", &next),
+            ("key activated", &next),
+            ("key retired", &first),
+            ("key removed", &first),
+        ] {
+            assert!(
+                logs.lines().any(|l| l.contains(" INFO ")
+                    && l.contains(message)
+                    && l.contains(kid.as_str())),
+                "{message} {kid}: {logs}"
+            );
+        }
+        assert_eq!(issuer.metrics().rotation_failures(), 0);
+    }
+}
