@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow};
 use clap::Args;
-use svctoken_issuer::{Overrides, SecretHash, Settings};
+use svctoken_issuer::clients::SecretHash;
+use svctoken_issuer::settings::{Overrides, Settings};
 use svctoken_jwks::{Jwk, SigningKey};
 use zeroize::Zeroizing;
 
@@ -47,7 +48,7 @@ fn public_keys(path: &PathBuf) -> Result<Vec<Jwk>> {
         let key = SigningKey::from_pkcs8_pem(&text).with_context(|| path.display().to_string())?;
         return Ok(vec![key.public_jwk().clone()]);
     }
-    let keys = svctoken_issuer::read_jwks_file(path)?;
+    let keys = svctoken_issuer::clients::read_jwks_file(path)?;
     for key in &keys {
         key.validate()
             .with_context(|| format!("{}: unusable key", path.display()))?;
@@ -58,15 +59,17 @@ fn public_keys(path: &PathBuf) -> Result<Vec<Jwk>> {
 /// Prints the new client's secret (once) or registers its key, and the block to paste.
 pub(crate) fn add(args: &AddArgs) -> Result<()> {
     let id = &args.id;
-    svctoken_issuer::validate_client_id(id)?;
+    svctoken_issuer::clients::validate_client_id(id)?;
     let mut block = format!("[[clients]]\nid = {id:?}\n");
     let secret = match &args.jwk_file {
         Some(path) => {
-            block.push_str(&svctoken_issuer::jwks_toml_line(&public_keys(path)?));
+            block.push_str(&svctoken_issuer::clients::jwks_toml_line(&public_keys(
+                path,
+            )?));
             None
         }
         None => {
-            let secret = svctoken_issuer::generate_secret()?;
+            let secret = svctoken_issuer::clients::generate_secret()?;
             block.push_str(&format!(
                 "secret_sha256 = \"{}\"\n",
                 SecretHash::of(&secret).to_hex()

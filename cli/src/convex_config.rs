@@ -1,7 +1,7 @@
 //! `svctoken convex-config`: the `convex/auth.config.ts` provider entry.
 
 use anyhow::{Result, anyhow, bail};
-use svctoken_issuer::Profile;
+use svctoken_issuer::settings::Profile;
 
 use crate::{ConfigArgs, open_keyring, settings, time};
 
@@ -44,9 +44,10 @@ pub(crate) fn convex_config(
                 let rendered = published
                     .jwks(Some(name))
                     .ok_or_else(|| anyhow!("no JWKS for audience {name:?}"))?;
-                let until = svctoken_issuer::copy_valid_until(&published.set, settings.schedule())
-                    .map(time)
-                    .unwrap_or_else(|| "the next rotation".into());
+                let until =
+                    svctoken_issuer::keyring::copy_valid_until(&published.set, settings.schedule())
+                        .map(time)
+                        .unwrap_or_else(|| "the next rotation".into());
                 (
                     svctoken_jwks::data_uri(&rendered.jwks),
                     format!(

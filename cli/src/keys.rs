@@ -1,8 +1,8 @@
 //! `svctoken keys list | rotate | revoke`: the key lifecycle from the command line.
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use svctoken_issuer::Settings;
 use svctoken_issuer::rotation::{self, Event};
+use svctoken_issuer::settings::Settings;
 use svctoken_issuer::store::{FileStore, KeySet, KeyState, KeyStore};
 use svctoken_mint::{Clock as _, SystemClock};
 

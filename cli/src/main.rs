@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use svctoken_issuer::keyring::KeyRing;
+use svctoken_issuer::settings::{Overrides, Settings};
 use svctoken_issuer::store::FileStore;
-use svctoken_issuer::{KeyRing, Overrides, Settings};
 use svctoken_mint::{Clock as _, SystemClock};
 
 mod clients;
@@ -168,7 +169,7 @@ enum KeysCommand {
 }
 
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
-    svctoken_issuer::parse_duration(text).map_err(|e| e.to_string())
+    svctoken_issuer::settings::parse_duration(text).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

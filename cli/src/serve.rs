@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
-use svctoken_issuer::{ClientConfig, Config, Issuer, SecretHash};
+use svctoken_issuer::Issuer;
+use svctoken_issuer::clients::SecretHash;
+use svctoken_issuer::settings::{ClientConfig, Config};
 use svctoken_mint::SystemClock;
 use zeroize::Zeroizing;
 
@@ -45,7 +47,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         let bound = listener.local_addr()?;
         overrides.listen = Some(bound.to_string());
         let data_dir = config.data_dir(&overrides);
-        let store = svctoken_issuer::FileStore::open(&data_dir)
+        let store = svctoken_issuer::store::FileStore::open(&data_dir)
             .with_context(|| format!("opening the key store in {}", data_dir.display()))?;
         let dev_secret_file = data_dir.join("dev-client-secret");
         if config.is_embedded_default() {
@@ -84,7 +86,7 @@ fn dev_client(path: &Path) -> Result<ClientConfig> {
     let secret = match std::fs::read_to_string(path) {
         Ok(text) => Zeroizing::new(text.trim().to_owned()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let secret = svctoken_issuer::generate_secret()?;
+            let secret = svctoken_issuer::clients::generate_secret()?;
             write_new_secret_file(path, &secret)?;
             secret
         }

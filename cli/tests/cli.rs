@@ -997,7 +997,7 @@ fn audit_events_go_to_stdout_as_json_lines_when_asked() {
     let config = format!(
         "data_dir = \"{}\"\n[audit]\nstdout = true\nfile = \"\"\n[[clients]]\nid = \"w\"\nsecret_sha256 = \"{}\"\n",
         dir.path().join("data").display(),
-        svctoken_issuer::SecretHash::of(secret).to_hex()
+        svctoken_issuer::clients::SecretHash::of(secret).to_hex()
     );
     std::fs::write(dir.path().join("svctoken.toml"), config).expect("write");
     let server = Server::start(
@@ -1051,7 +1051,7 @@ fn kill_9_under_load_loses_no_audit_event_of_a_token_handed_out() {
         "data_dir = \"{}\"\n[audit]\nfail_closed = true\n\
          [[clients]]\nid = \"w\"\nsecret_sha256 = \"{}\"\n",
         dir.path().join("data").display(),
-        svctoken_issuer::SecretHash::of(secret).to_hex()
+        svctoken_issuer::clients::SecretHash::of(secret).to_hex()
     );
     std::fs::write(dir.path().join("svctoken.toml"), config).expect("write");
     let mut server = Server::start(

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 /// Everything the issuer library can fail with, apart from OAuth answers to callers
-/// ([`crate::OAuthError`]).
+/// ([`crate::oauth::OAuthError`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -1,4 +1,4 @@
-//! The running issuer's view of its keys: the signer the [`Minter`](crate::Minter) uses and the
+//! The running issuer's view of its keys: the signer the [`Minter`](svctoken_mint::Minter) uses and the
 //! JWKS documents it serves, both swapped atomically when the key set changes.
 
 use std::collections::HashMap;

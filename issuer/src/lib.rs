@@ -1,12 +1,16 @@
 //! `svctoken-issuer`: issues short-lived service JWTs that Convex (and any JWKS-verifying API)
 //! trusts, and rotates its signing keys by itself.
 //!
-//! An [`Issuer`] ties together validated [`Settings`], a [`KeyRing`] over a [`KeyStore`], the
-//! [`Minter`] and the [`ClientRegistry`]; [`router`] exposes it over HTTP and [`serve`] runs it.
+//! An [`Issuer`] ties together validated [`Settings`], a
+//! [`KeyRing`] over a [`KeyStore`], the minter and the
+//! token endpoint; [`Issuer::token`] is the one call that turns a token request into a token or
+//! a refusal, audited and counted. [`router`] exposes it over HTTP and [`serve`] runs it.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use svctoken_issuer::{FileStore, Issuer, Overrides, Settings};
+//! use svctoken_issuer::Issuer;
+//! use svctoken_issuer::settings::{Overrides, Settings};
+//! use svctoken_issuer::store::FileStore;
 //! use svctoken_mint::{MintRequest, SystemClock};
 //!
 //! let dir = tempfile::tempdir()?;
@@ -20,49 +24,44 @@
 //! ```
 //!
 //! # Layout
-//! - `config`: the TOML file, overrides, [`Settings`].
-//! - `audience`: [`Audience`] and its verification [`Profile`].
-//! - `clients`: [`ClientRegistry`], secret generation and hashing.
-//! - [`store`]: the [`KeyStore`] trait, [`FileStore`], [`MemoryStore`], and the contract suite
-//!   every store passes (`store::contract`, with the `test-util` feature).
-//! - [`rotation`]: the key lifecycle, [`rotation::rotate`] and its threshold predicates.
+//! - [`settings`]: the TOML file as read ([`Config`](settings::Config)), overrides, and the
+//!   validated [`Settings`]; audiences and their verification profiles.
+//! - [`clients`]: the client registry, secret generation and hashing.
+//! - `issuer`: [`Issuer`] and [`Issuer::token`].
+//! - [`oauth`]: the token operation, one step per module (request, authn, ratelimit, exchange,
+//!   policy) and the refusal reasons with their RFC 6749 answers.
+//! - `http`: [`router`] and [`serve`]; the token endpoint's extractor and responses.
+//! - [`store`]: the key store trait, the files and memory stores, and the contract suite every
+//!   store passes (`store::contract`, with the `test-util` feature).
+//! - [`rotation`]: the key lifecycle, its schedule and threshold predicates.
 //! - `lifecycle`: the loop a running issuer runs the lifecycle in.
-//! - `keyring`: [`KeyRing`], the running view of the keys and the rendered JWKS.
-//! - [`oauth`]: the token endpoint logic and RFC 6749 errors.
-//! - [`audit`]: the hash-chained audit trail and its group-commit writer, [`Auditor`].
-//! - `server`: [`router`] and [`serve`].
+//! - [`keyring`]: the running view of the keys and the rendered JWKS.
+//! - [`audit`]: the hash-chained audit trail and its group-commit writer.
 //! - `metrics`, `error`.
 
 mod audience;
 pub mod audit;
-mod clients;
+pub mod clients;
 mod error;
 mod http;
 mod issuer;
-mod keyring;
+pub mod keyring;
 mod lifecycle;
 mod metrics;
 pub mod oauth;
 pub mod rotation;
-mod settings;
+pub mod settings;
 pub mod store;
 
-pub use audience::{Audience, Profile};
-pub use audit::Auditor;
-pub use clients::{
-    Client, ClientAuth, ClientRegistry, SECRET_PREFIX, SecretHash, generate_secret, glob_match,
-};
 pub use error::{Error, Result};
 pub use http::{router, serve};
 pub use issuer::Issuer;
-pub use keyring::{KeyRing, Published, RenderedJwks, copy_valid_until};
 pub use lifecycle::LIFECYCLE_INTERVAL;
 pub use metrics::Metrics;
-pub use oauth::{OAuthError, TokenEndpoint};
-pub use rotation::Schedule;
-pub use settings::{
-    AuditConfig, ClientConfig, Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN, MAX_TTL_LIMIT, Overrides,
-    RateLimitConfig, Settings, TrustedIssuerConfig, jwks_toml_line, parse_duration, read_jwks_file,
-    validate_client_id,
-};
-pub use store::{FileStore, KeyStore, MemoryStore};
+
+// Short paths for the crate's own modules; the public path of each is its module's.
+use audience::{Audience, Profile};
+use clients::ClientRegistry;
+use keyring::KeyRing;
+use settings::{AuditConfig, RateLimitConfig, Settings, TrustedIssuerConfig};
+use store::KeyStore;

@@ -88,8 +88,10 @@ mod tests {
 
     use svctoken_jwks::{Algorithm, Jwk, SigningKey};
 
+    use crate::Error;
+    use crate::settings::{Overrides, Settings};
+    use crate::store::MemoryStore;
     use crate::store::{KeySet, KeyStore, StoreLock};
-    use crate::{Error, MemoryStore, Overrides, Settings};
     use svctoken_mint::MockClock;
 
     const T0: u64 = 1_800_000_000;
@@ -137,7 +139,7 @@ mod tests {
             &Overrides::default(),
         )
         .expect("settings");
-        let auditor = crate::Auditor::new(Vec::new(), false);
+        let auditor = crate::audit::Auditor::new(Vec::new(), false);
         Issuer::open_with_auditor(settings, store, clock, auditor).expect("open")
     }
 

@@ -228,7 +228,7 @@ mod tests {
     use super::schedule::tests::{T0, schedule};
     use super::*;
 
-    use crate::MemoryStore;
+    use crate::store::MemoryStore;
 
     fn states(store: &MemoryStore) -> Vec<&'static str> {
         store

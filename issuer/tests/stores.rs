@@ -92,7 +92,7 @@ fn a_store_written_by_earlier_versions_opens_and_rotates() {
 
     // The lifecycle runs on it: the retired key leaves at its time, the waiting key (due since
     // 1_800_003_685) takes over, and what is saved reads back in the new states.
-    let schedule = svctoken_issuer::Schedule {
+    let schedule = rotation::Schedule {
         rotation_period: std::time::Duration::from_secs(3600),
         jwks_max_age: std::time::Duration::from_secs(60),
         max_token_lifetime: std::time::Duration::from_secs(600),

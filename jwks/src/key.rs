@@ -232,7 +232,7 @@ mod tests {
             assert_eq!(again.kid(), key.kid());
             assert_eq!(again.public_jwk(), key.public_jwk());
             assert_eq!(key.public_jwk().alg.as_deref(), Some(alg.as_str()));
-            assert_eq!(crate::thumbprint(key.public_jwk()).expect("kid"), key.kid());
+            assert_eq!(thumbprint(key.public_jwk()).expect("kid"), key.kid());
         }
     }
 

@@ -4,8 +4,12 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::Value;
+use svctoken_issuer::Issuer;
+use svctoken_issuer::audit::Auditor;
 use svctoken_issuer::audit::{AuditEvent, MemorySink};
-use svctoken_issuer::{Auditor, Issuer, KeyStore, MemoryStore, Overrides, SecretHash, Settings};
+use svctoken_issuer::clients::SecretHash;
+use svctoken_issuer::settings::{Overrides, Settings};
+use svctoken_issuer::store::{KeyStore, MemoryStore};
 use svctoken_mint::Clock;
 use tokio::sync::oneshot;
 
@@ -40,7 +44,7 @@ pub fn worker_client(extra: &str) -> String {
 /// A `[[clients]]` block for a client `id` registered with `key`'s public half
 /// (`private_key_jwt`), with extra TOML lines.
 pub fn key_client(id: &str, key: &svctoken_jwks::SigningKey, extra: &str) -> String {
-    let jwks = svctoken_issuer::jwks_toml_line(std::slice::from_ref(key.public_jwk()));
+    let jwks = svctoken_issuer::clients::jwks_toml_line(std::slice::from_ref(key.public_jwk()));
     format!("[[clients]]\nid = \"{id}\"\n{jwks}{extra}\n")
 }
 
@@ -172,7 +176,7 @@ impl TestIssuer {
             .jwks(&format!("{}/.well-known/jwks.json", self.url))
             .await;
         svctoken_jwks::Verifier::new(&jwks, svctoken_jwks::Validation::new(&self.url, audience))
-            .verify(token, std::time::SystemTime::now())
+            .verify(token, SystemTime::now())
             .expect("the issuer's token verifies against its JWKS")
     }
 

@@ -1,4 +1,4 @@
-//! Validation of `[[clients]]` entries, and the helpers `svctoken clients add` shares with it.
+//! Validation of `[[clients]]` entries.
 
 use std::path::Path;
 use std::time::Duration;
@@ -6,53 +6,11 @@ use std::time::Duration;
 use svctoken_mint::{DEFAULT_TTL, check_custom_claims};
 
 use super::ClientConfig;
-use crate::clients::{Client, ClientAuth, SecretHash};
+use crate::clients::{Client, ClientAuth, SecretHash, read_jwks_file, validate_client_id};
 use crate::{Audience, Error, Result};
 
 /// Longest `max_ttl` a client may have: 24 hours.
 pub const MAX_TTL_LIMIT: Duration = Duration::from_secs(24 * 3600);
-
-/// Checks a client id: letters, digits and `- _ . @`.
-pub fn validate_client_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Config(format!(
-            "client id {id:?}: use letters, digits and - _ . @"
-        )))
-    }
-}
-
-/// The `jwks = [...]` line of a `[[clients]]` block registering `keys` (inline TOML tables of
-/// their string members), as `svctoken clients add --jwk-file` prints it.
-pub fn jwks_toml_line(keys: &[svctoken_jwks::Jwk]) -> String {
-    let tables: Vec<String> = keys
-        .iter()
-        .map(|jwk| {
-            let members: Vec<String> = ["kty", "kid", "use", "alg", "crv", "n", "e", "x", "y"]
-                .iter()
-                .filter_map(|name| jwk.member(name).map(|v| format!("{name} = {v:?}")))
-                .collect();
-            format!("{{ {} }}", members.join(", "))
-        })
-        .collect();
-    format!("jwks = [{}]\n", tables.join(", "))
-}
-
-/// Reads public keys from a file holding a JWKS (`{"keys": [...]}`) or a single JWK.
-pub fn read_jwks_file(path: &Path) -> Result<Vec<svctoken_jwks::Jwk>> {
-    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
-    if let Ok(set) = serde_json::from_str::<svctoken_jwks::Jwks>(&text) {
-        return Ok(set.keys);
-    }
-    serde_json::from_str::<svctoken_jwks::Jwk>(&text)
-        .map(|k| vec![k])
-        .map_err(|e| Error::Config(format!("{}: not a JWK or a JWKS ({e})", path.display())))
-}
 
 fn client_auth(c: &ClientConfig, base: &Path) -> Result<ClientAuth> {
     let keys = match (&c.jwks, &c.jwks_file) {

@@ -15,12 +15,13 @@ use std::time::Duration;
 use svctoken_jwks::Algorithm;
 use svctoken_mint::{DEFAULT_TTL, IssuerUrl};
 
-pub use client::{MAX_TTL_LIMIT, jwks_toml_line, read_jwks_file, validate_client_id};
+pub use crate::audience::{Audience, Profile};
+pub use client::MAX_TTL_LIMIT;
 pub use file::{AuditConfig, ClientConfig, RateLimitConfig, TrustedIssuerConfig, parse_duration};
 
 use crate::clients::ClientRegistry;
 use crate::rotation::Schedule;
-use crate::{Audience, Error, Profile, Result};
+use crate::{Error, Result};
 use file::ConfigFile;
 
 /// Default `listen`: `127.0.0.1:8080`.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
-use svctoken_issuer::SecretHash;
+use svctoken_issuer::clients::SecretHash;
 use svctoken_mint::MockClock;
 use svctoken_tests::harness::{CLIENT_ID, CLIENT_SECRET, TestIssuer, spawn_issuer, worker_client};
 

@@ -10,7 +10,7 @@ use svctoken_mint::oauth::ErrorCode;
 use svctoken_client::{
     AuthMethod, CacheConfig, ClientCredentials, Endpoint, Error, MinterSource, TokenCache,
 };
-use svctoken_issuer::MemoryStore;
+use svctoken_issuer::store::MemoryStore;
 use svctoken_jwks::{Algorithm, Jwks, SigningKey, Validation, Verifier};
 use svctoken_mint::SystemClock;
 use svctoken_tests::harness::{

@@ -203,7 +203,7 @@ async fn acting_for_a_user_is_what_the_policy_allows_and_convex_sees_both() {
     let config = format!(
         "{}\n[[clients]]\nid = \"plain\"\nsecret_sha256 = \"{}\"\n",
         worker_client("act_as = [\"user:*\", \"org_42:*\"]\nclaims = { team = \"payments\" }"),
-        svctoken_issuer::SecretHash::of("plain-secret").to_hex()
+        svctoken_issuer::clients::SecretHash::of("plain-secret").to_hex()
     );
     let t = spawn_issuer(&config, Arc::new(SystemClock)).await;
     let convex = t.convex();

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use svctoken_issuer::{FileStore, Issuer, Overrides, Settings};
+use svctoken_issuer::Issuer;
+use svctoken_issuer::settings::{Overrides, Settings};
+use svctoken_issuer::store::FileStore;
 use svctoken_mint::MockClock;
 use svctoken_tests::harness::{spawn_issuer, spawn_issuer_with, worker_client};
 

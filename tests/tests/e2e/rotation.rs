@@ -6,7 +6,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use svctoken_issuer::FileStore;
+use svctoken_issuer::store::FileStore;
 use svctoken_mint::MockClock;
 use svctoken_tests::convex::{CustomJwtAlgorithm, Provider};
 use svctoken_tests::harness::{convex_with_clock, spawn_issuer_with, worker_client};
