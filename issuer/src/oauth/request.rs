@@ -62,9 +62,9 @@ impl TokenForm {
         let mut seen = [false; KNOWN.len()];
         for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
             let mut halves = pair.splitn(2, |&b| b == b'=');
-            let name = form_decode(halves.next().unwrap_or_default())?;
+            let slot = known_slot(halves.next().unwrap_or_default())?;
             let value = form_decode(halves.next().unwrap_or_default())?;
-            let Some(slot) = KNOWN.iter().position(|k| **k == *name) else {
+            let Some(slot) = slot else {
                 continue;
             };
             if std::mem::replace(&mut seen[slot], true) {
@@ -260,8 +260,28 @@ fn basic(header: &str) -> Option<(Zeroizing<String>, Zeroizing<String>)> {
     (!id.is_empty()).then_some((id, secret))
 }
 
+/// Which of [`KNOWN`] the form-encoded parameter name `raw` is, if any.
+fn known_slot(raw: &[u8]) -> Result<Option<usize>, RefusalReason> {
+    if needs_decoding(raw) {
+        let name = form_decode(raw)?;
+        return Ok(KNOWN.iter().position(|k| **k == *name));
+    }
+    let name = std::str::from_utf8(raw).map_err(|_| RefusalReason::NotUtf8)?;
+    Ok(KNOWN.iter().position(|k| *k == name))
+}
+
+/// Whether a form-encoded component differs from its decoding (holds a `+` or a `%`).
+fn needs_decoding(raw: &[u8]) -> bool {
+    raw.iter().any(|&b| b == b'+' || b == b'%')
+}
+
 /// Decodes one `application/x-www-form-urlencoded` component.
 fn form_decode(raw: &[u8]) -> Result<Zeroizing<String>, RefusalReason> {
+    if !needs_decoding(raw) {
+        return std::str::from_utf8(raw)
+            .map(|text| Zeroizing::new(text.to_owned()))
+            .map_err(|_| RefusalReason::NotUtf8);
+    }
     let plus_as_space: Zeroizing<Vec<u8>> = Zeroizing::new(
         raw.iter()
             .map(|&b| if b == b'+' { b' ' } else { b })
