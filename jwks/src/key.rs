@@ -148,7 +148,10 @@ impl SigningKey {
 
     /// Signs a compact JWT whose payload is `claims` serialised as JSON.
     pub fn sign_jwt<C: Serialize + ?Sized>(&self, claims: &C) -> Result<String> {
-        self.sign_jwt_json(&serde_json::to_vec(claims)?)
+        // A token's claims fit without growing the buffer.
+        let mut json = Vec::with_capacity(512);
+        serde_json::to_writer(&mut json, claims)?;
+        self.sign_jwt_json(&json)
     }
 
     /// Signs a compact JWT whose payload is the given JSON bytes, with this key's header.

@@ -151,7 +151,7 @@ impl TokenRequest {
         let grant = match form.get("grant_type") {
             None => return Err(RefusalReason::MissingGrantType),
             Some(CLIENT_CREDENTIALS) => {
-                let subject = form.take("subject").map(|s| s.to_string());
+                let subject = form.take("subject").map(plain);
                 if let Some(subject) = &subject {
                     check_subject(subject).map_err(|_| RefusalReason::InvalidSubject)?;
                 }
@@ -164,8 +164,8 @@ impl TokenRequest {
         Ok(TokenRequest {
             grant,
             proof,
-            audience: form.take("audience").map(|a| a.to_string()),
-            scope: form.take("scope").map(|s| s.to_string()),
+            audience: form.take("audience").map(plain),
+            scope: form.take("scope").map(plain),
         })
     }
 }
@@ -211,7 +211,7 @@ fn client_proof(form: &mut TokenForm) -> Result<ClientProof, RefusalReason> {
                 return Err(RefusalReason::TwoAuthMethods);
             }
             Ok(ClientProof::Assertion {
-                id: form.take("client_id").map(|id| id.to_string()),
+                id: form.take("client_id").map(plain),
                 assertion,
             })
         }
@@ -227,7 +227,7 @@ fn secret(form: &mut TokenForm) -> Result<ClientProof, RefusalReason> {
     let Some(header) = form.authorization.take() else {
         return match (body_id, body_secret) {
             (Some(id), Some(secret)) => Ok(ClientProof::Secret {
-                id: id.to_string(),
+                id: plain(id),
                 secret,
             }),
             (Some(_), None) => Err(RefusalReason::NoSecret),
@@ -242,9 +242,14 @@ fn secret(form: &mut TokenForm) -> Result<ClientProof, RefusalReason> {
         return Err(RefusalReason::ClientIdMismatch);
     }
     Ok(ClientProof::Secret {
-        id: id.to_string(),
+        id: plain(id),
         secret,
     })
+}
+
+/// A parameter that is not a credential, moved out of its wrapper rather than copied.
+fn plain(mut value: Zeroizing<String>) -> String {
+    std::mem::take(&mut *value)
 }
 
 /// The id and secret of a `Basic` header; `None` if malformed.
