@@ -146,9 +146,20 @@ impl SigningKey {
         })
     }
 
+    /// The length of a raw signature: 64 bytes for ES256 and EdDSA, the modulus for RS256.
+    fn signature_len(&self) -> usize {
+        match &self.inner {
+            Inner::Ecdsa(_) | Inner::Ed25519(_) => 64,
+            Inner::Rsa(k) => k.public().modulus_len(),
+        }
+    }
+
     /// Signs a compact JWT whose payload is `claims` serialised as JSON.
     pub fn sign_jwt<C: Serialize + ?Sized>(&self, claims: &C) -> Result<String> {
-        self.sign_jwt_json(&serde_json::to_vec(claims)?)
+        // A token's claims fit without growing the buffer.
+        let mut json = Vec::with_capacity(512);
+        serde_json::to_writer(&mut json, claims)?;
+        self.sign_jwt_json(&json)
     }
 
     /// Signs a compact JWT whose payload is the given JSON bytes, with this key's header.
@@ -156,7 +167,9 @@ impl SigningKey {
     /// One allocation for the token; the header was encoded when the key was parsed.
     pub fn sign_jwt_json(&self, claims_json: &[u8]) -> Result<String> {
         let payload_len = base64::encoded_len(claims_json.len(), false).unwrap_or(0);
-        let mut token = String::with_capacity(self.header_b64.len() + payload_len + 2 + 700);
+        let signature_len = base64::encoded_len(self.signature_len(), false).unwrap_or(700);
+        let mut token =
+            String::with_capacity(self.header_b64.len() + payload_len + 2 + signature_len);
         token.push_str(&self.header_b64);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(claims_json, &mut token);
@@ -233,6 +246,15 @@ mod tests {
             assert_eq!(again.public_jwk(), key.public_jwk());
             assert_eq!(key.public_jwk().alg.as_deref(), Some(alg.as_str()));
             assert_eq!(thumbprint(key.public_jwk()).expect("kid"), key.kid());
+        }
+    }
+
+    #[test]
+    fn a_token_is_one_allocation_of_exactly_its_length() {
+        for alg in [Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256] {
+            let key = SigningKey::generate(alg).expect("generate");
+            let token = key.sign_jwt_json(br#"{"sub":"a"}"#).expect("sign");
+            assert_eq!(token.capacity(), token.len(), "{alg:?}");
         }
     }
 

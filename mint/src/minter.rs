@@ -1,7 +1,7 @@
 //! The `Minter`: turns a request into a signed service JWT with the active key.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -159,6 +159,43 @@ pub struct Minter {
     key: Arc<ArcSwap<SigningKey>>,
     clock: Arc<dyn Clock>,
     rng: SystemRandom,
+    jtis: Arc<Mutex<JtiPool>>,
+}
+
+/// Random bytes for `jti`s, drawn from the system [`JTI_POOL`] bytes at a time rather than
+/// with one system call per token. Each byte is handed out once.
+struct JtiPool {
+    bytes: [u8; JTI_POOL],
+    used: usize,
+}
+
+/// Bytes of a `jti`: 128 random bits.
+const JTI_BYTES: usize = 16;
+/// Bytes drawn from the system at once for `jti`s: 64 of them.
+const JTI_POOL: usize = 64 * JTI_BYTES;
+
+impl JtiPool {
+    fn empty() -> Self {
+        JtiPool {
+            bytes: [0; JTI_POOL],
+            used: JTI_POOL,
+        }
+    }
+
+    /// The next `jti`'s random bytes, refilling the pool from `rng` when it is spent.
+    fn take(&mut self, rng: &SystemRandom) -> Result<[u8; JTI_BYTES]> {
+        if self.used + JTI_BYTES > JTI_POOL {
+            rng.fill(&mut self.bytes)?;
+            self.used = 0;
+        }
+        let mut out = [0; JTI_BYTES];
+        if let Some(next) = self.bytes.get_mut(self.used..self.used + JTI_BYTES) {
+            out.copy_from_slice(next);
+            next.fill(0);
+        }
+        self.used += JTI_BYTES;
+        Ok(out)
+    }
 }
 
 impl Minter {
@@ -170,6 +207,7 @@ impl Minter {
             key,
             clock,
             rng: SystemRandom::new(),
+            jtis: Arc::new(Mutex::new(JtiPool::empty())),
         }
     }
 
@@ -205,8 +243,9 @@ impl Minter {
         if !req.algorithms.is_empty() && !req.algorithms.contains(&key.algorithm()) {
             return Err(Error::AlgorithmNotAllowed(key.algorithm()));
         }
-        let mut jti_bytes = [0u8; 16];
-        self.rng.fill(&mut jti_bytes)?;
+        let jti_bytes = (self.jtis.lock())
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(&self.rng)?;
         let jti = URL_SAFE_NO_PAD.encode(jti_bytes);
         let now = self.clock.unix_secs();
         let claims = Claims {
@@ -252,6 +291,16 @@ mod tests {
 
     fn issuer() -> IssuerUrl {
         IssuerUrl::parse("https://auth.test").expect("valid")
+    }
+
+    #[test]
+    fn jtis_are_never_repeated_across_pool_refills() {
+        let (rng, mut pool) = (SystemRandom::new(), JtiPool::empty());
+        let taken: std::collections::HashSet<[u8; JTI_BYTES]> = (0..5 * JTI_POOL / JTI_BYTES)
+            .map(|_| pool.take(&rng).expect("random"))
+            .collect();
+        assert_eq!(taken.len(), 5 * JTI_POOL / JTI_BYTES);
+        assert!(!taken.contains(&[0; JTI_BYTES]));
     }
 
     #[test]

@@ -65,6 +65,15 @@ pub fn head_path(path: &Path) -> PathBuf {
 }
 
 /// The SHA-256 of `bytes`.
+/// Appends the lowercase hex of `bytes` to `out` (as `hex::encode`, without a new string).
+pub(super) fn push_hex(bytes: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+}
+
 pub(super) fn sha256(bytes: &[u8]) -> [u8; 32] {
     let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
     let mut out = [0; 32];
@@ -157,7 +166,8 @@ fn verify_lines<R: BufRead>(
                 )
             });
         }
-        prev = hex::encode(sha256(line));
+        prev.clear();
+        push_hex(&sha256(line), &mut prev);
         lines = at;
         bytes += read as u64;
         if let Some(anchor) = anchor

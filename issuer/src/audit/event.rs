@@ -138,8 +138,41 @@ mod rfc3339 {
             .ok()
             .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
             .ok_or_else(|| S::Error::custom(format!("time {secs} is out of range")))?;
-        let text = time.format(&Rfc3339).map_err(S::Error::custom)?;
-        s.serialize_str(&text)
+        if time.year() > 9999 {
+            // What `time` refuses to write as RFC 3339.
+            let text = time.format(&Rfc3339).map_err(S::Error::custom)?;
+            return s.serialize_str(&text);
+        }
+        // `YYYY-MM-DDTHH:MM:SSZ`, exactly as `time` writes a whole second in UTC as RFC 3339,
+        // without allocating.
+        let mut text = [0u8; 20];
+        let fields = [
+            (0, 4, time.year().unsigned_abs()),
+            (5, 2, u32::from(u8::from(time.month()))),
+            (8, 2, u32::from(time.day())),
+            (11, 2, u32::from(time.hour())),
+            (14, 2, u32::from(time.minute())),
+            (17, 2, u32::from(time.second())),
+        ];
+        for (at, width, mut value) in fields {
+            for digit in text.iter_mut().skip(at).take(width).rev() {
+                *digit = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        }
+        for (at, sep) in [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'Z'),
+        ] {
+            if let Some(slot) = text.get_mut(at) {
+                *slot = sep;
+            }
+        }
+        s.serialize_str(std::str::from_utf8(&text).map_err(S::Error::custom)?)
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
@@ -158,6 +191,27 @@ mod tests {
 
     use super::*;
     use crate::audit::{AuditError, StdoutSink};
+
+    #[test]
+    fn times_are_written_as_time_writes_rfc3339() {
+        use time::OffsetDateTime;
+        use time::format_description::well_known::Rfc3339;
+        for secs in [
+            0,
+            59,
+            951_782_400,
+            1_793_534_700,
+            4_102_444_799,
+            253_402_300_799,
+        ] {
+            let line = serde_json::to_value(AuditEvent::issued(secs)).unwrap();
+            let expected = OffsetDateTime::from_unix_timestamp(secs as i64)
+                .unwrap()
+                .format(&Rfc3339)
+                .unwrap();
+            assert_eq!(line["time"], expected, "{secs}");
+        }
+    }
 
     #[test]
     fn the_field_set_is_exactly_the_audit_fields() {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::chain::{ChainLine, ChainReport, head_path, sha256, verify_file};
+use super::chain::{ChainLine, ChainReport, head_path, push_hex, sha256, verify_file};
 use super::error::AuditError;
 use super::event::AuditEvent;
 use super::sinks::AuditSink;
@@ -124,7 +124,8 @@ impl ChainedFile {
                 event,
             };
             serde_json::to_writer(&mut buf, &line).map_err(AuditError::encode)?;
-            head = hex::encode(sha256(buf.get(start..).unwrap_or_default()));
+            head.clear();
+            push_hex(&sha256(buf.get(start..).unwrap_or_default()), &mut head);
             buf.push(b'\n');
             lines += 1;
         }

@@ -5,6 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -51,11 +52,23 @@ impl Writer {
     /// Starts the writer thread over `sinks`; it adds each event a sink fails to record to
     /// `failures`. If the thread cannot be started, that is logged and every job fails with
     /// [`AuditError::WriterStopped`].
+    #[cfg(test)]
     pub(super) fn start(sinks: Vec<Box<dyn AuditSink>>, failures: Arc<AtomicU64>) -> Writer {
+        Writer::paced(sinks, failures, Duration::ZERO)
+    }
+
+    /// Like [`Writer::start`], but a batch that nobody waits for (only events queued without
+    /// a reply) starts no sooner than `pace` after the previous batch started: it gathers
+    /// meanwhile, so the sinks' per-batch cost is paid at most once per `pace`.
+    pub(super) fn paced(
+        sinks: Vec<Box<dyn AuditSink>>,
+        failures: Arc<AtomicU64>,
+        pace: Duration,
+    ) -> Writer {
         let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
         let spawned = thread::Builder::new()
             .name(THREAD_NAME.to_owned())
-            .spawn(move || run(jobs, &sinks, &failures));
+            .spawn(move || run(jobs, &sinks, &failures, pace));
         match spawned {
             Ok(thread) => Writer {
                 queue: Some(queue),
@@ -99,10 +112,24 @@ impl Drop for Writer {
 }
 
 /// The writer thread: waits for a job, takes every job waiting behind it (up to
-/// [`QUEUE_CAPACITY`]), commits them as one batch; until the queue is closed and empty.
-fn run(mut queue: mpsc::Receiver<Job>, sinks: &[Box<dyn AuditSink>], failures: &AtomicU64) {
+/// [`QUEUE_CAPACITY`]), commits them as one batch; until the queue is closed and empty. A job
+/// nobody waits for first waits out the rest of `pace` since the previous batch started.
+fn run(
+    mut queue: mpsc::Receiver<Job>,
+    sinks: &[Box<dyn AuditSink>],
+    failures: &AtomicU64,
+    pace: Duration,
+) {
     let mut jobs = Vec::new();
+    let mut last_batch: Option<Instant> = None;
     while let Some(job) = queue.blocking_recv() {
+        if matches!(job, Job::Record { reply: None, .. })
+            && let Some(wait) = last_batch.map(|at| pace.saturating_sub(at.elapsed()))
+            && !wait.is_zero()
+        {
+            thread::sleep(wait);
+        }
+        last_batch = Some(Instant::now());
         jobs.push(job);
         while jobs.len() < QUEUE_CAPACITY
             && let Ok(job) = queue.try_recv()
@@ -221,6 +248,41 @@ mod tests {
         assert_eq!(failures.load(Ordering::Relaxed), 20);
         drop(writer);
         assert_eq!(*control.batches.lock().unwrap(), [1, 20]);
+    }
+
+    #[tokio::test]
+    async fn paced_batches_gather_what_nobody_waits_for_and_never_delay_a_waiter() {
+        let (gate, control) = gate();
+        let pace = Duration::from_millis(300);
+        let writer = Writer::paced(vec![Box::new(gate)], Arc::default(), pace);
+        let job = |i| Job::Record {
+            event: event(i),
+            reply: None,
+        };
+        let started = Instant::now();
+        writer.try_send(job(1)).unwrap();
+        assert_eq!(
+            control.entered.recv().unwrap(),
+            1,
+            "an idle writer starts at once"
+        );
+        control.release.send(()).unwrap();
+        for i in 2..=11 {
+            writer.try_send(job(i)).unwrap();
+        }
+        assert_eq!(
+            control.entered.recv().unwrap(),
+            10,
+            "they gather into one batch"
+        );
+        assert!(started.elapsed() >= pace, "no sooner than the pace");
+        control.release.send(()).unwrap();
+        // A caller waiting for its batch is never held back by the pace.
+        let waiting = Instant::now();
+        let _result = record(&writer, 12).await;
+        assert_eq!(control.entered.recv().unwrap(), 1);
+        assert!(waiting.elapsed() < pace, "{:?}", waiting.elapsed());
+        control.release.send(()).unwrap();
     }
 
     #[tokio::test]

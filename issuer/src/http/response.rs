@@ -14,12 +14,23 @@ const NO_STORE: [(header::HeaderName, HeaderValue); 2] = [
     (header::PRAGMA, HeaderValue::from_static("no-cache")),
 ];
 
+const JSON: (header::HeaderName, HeaderValue) = (
+    header::CONTENT_TYPE,
+    HeaderValue::from_static("application/json"),
+);
+
 /// A token, sent as JSON with `Cache-Control: no-store` (RFC 6749 section 5.1).
 pub(super) struct Issued(pub(super) TokenResponse);
 
 impl IntoResponse for Issued {
+    /// The same answer as `(NO_STORE, Json(..))`, serialised into one buffer sized for the
+    /// token instead of one that grows as it is written.
     fn into_response(self) -> Response {
-        (NO_STORE, Json(self.0)).into_response()
+        let mut body = Vec::with_capacity(self.0.access_token.secret().len() + 128);
+        match serde_json::to_writer(&mut body, &self.0) {
+            Ok(()) => (NO_STORE, [JSON], body).into_response(),
+            Err(_) => (NO_STORE, Json(self.0)).into_response(),
+        }
     }
 }
 

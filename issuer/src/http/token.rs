@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Extension, FromRequest, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap};
+use axum::http::HeaderValue;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 
 use super::response::Issued;
 use crate::Issuer;
@@ -31,11 +32,15 @@ impl FromRequest<Issuer> for TokenForm {
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| *addr);
-        let headers: HeaderMap = request.headers().clone();
-        let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        let content_type = request.headers().get(CONTENT_TYPE).cloned();
+        let authorization = request.headers().get(AUTHORIZATION).cloned();
         let parsed = match Bytes::from_request(request, issuer).await {
             Ok(body) => {
-                let form = TokenForm::parse(text(CONTENT_TYPE), text(AUTHORIZATION), &body);
+                let form = TokenForm::parse(
+                    text(content_type.as_ref()),
+                    text(authorization.as_ref()),
+                    &body,
+                );
                 wipe(body);
                 form
             }
@@ -48,6 +53,11 @@ impl FromRequest<Issuer> for TokenForm {
             Err(reason) => Err(issuer.refused(Refusal::new(reason, None), peer).await),
         }
     }
+}
+
+/// A header's value as text, if it is visible ASCII.
+fn text(value: Option<&HeaderValue>) -> Option<&str> {
+    value.and_then(|v| v.to_str().ok())
 }
 
 /// Zeroes the body once parsed, when this is its only owner (it holds credentials).

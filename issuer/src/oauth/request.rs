@@ -62,9 +62,9 @@ impl TokenForm {
         let mut seen = [false; KNOWN.len()];
         for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
             let mut halves = pair.splitn(2, |&b| b == b'=');
-            let name = form_decode(halves.next().unwrap_or_default())?;
+            let slot = known_slot(halves.next().unwrap_or_default())?;
             let value = form_decode(halves.next().unwrap_or_default())?;
-            let Some(slot) = KNOWN.iter().position(|k| **k == *name) else {
+            let Some(slot) = slot else {
                 continue;
             };
             if std::mem::replace(&mut seen[slot], true) {
@@ -151,7 +151,7 @@ impl TokenRequest {
         let grant = match form.get("grant_type") {
             None => return Err(RefusalReason::MissingGrantType),
             Some(CLIENT_CREDENTIALS) => {
-                let subject = form.take("subject").map(|s| s.to_string());
+                let subject = form.take("subject").map(plain);
                 if let Some(subject) = &subject {
                     check_subject(subject).map_err(|_| RefusalReason::InvalidSubject)?;
                 }
@@ -164,8 +164,8 @@ impl TokenRequest {
         Ok(TokenRequest {
             grant,
             proof,
-            audience: form.take("audience").map(|a| a.to_string()),
-            scope: form.take("scope").map(|s| s.to_string()),
+            audience: form.take("audience").map(plain),
+            scope: form.take("scope").map(plain),
         })
     }
 }
@@ -211,7 +211,7 @@ fn client_proof(form: &mut TokenForm) -> Result<ClientProof, RefusalReason> {
                 return Err(RefusalReason::TwoAuthMethods);
             }
             Ok(ClientProof::Assertion {
-                id: form.take("client_id").map(|id| id.to_string()),
+                id: form.take("client_id").map(plain),
                 assertion,
             })
         }
@@ -227,7 +227,7 @@ fn secret(form: &mut TokenForm) -> Result<ClientProof, RefusalReason> {
     let Some(header) = form.authorization.take() else {
         return match (body_id, body_secret) {
             (Some(id), Some(secret)) => Ok(ClientProof::Secret {
-                id: id.to_string(),
+                id: plain(id),
                 secret,
             }),
             (Some(_), None) => Err(RefusalReason::NoSecret),
@@ -242,9 +242,14 @@ fn secret(form: &mut TokenForm) -> Result<ClientProof, RefusalReason> {
         return Err(RefusalReason::ClientIdMismatch);
     }
     Ok(ClientProof::Secret {
-        id: id.to_string(),
+        id: plain(id),
         secret,
     })
+}
+
+/// A parameter that is not a credential, moved out of its wrapper rather than copied.
+fn plain(mut value: Zeroizing<String>) -> String {
+    std::mem::take(&mut *value)
 }
 
 /// The id and secret of a `Basic` header; `None` if malformed.
@@ -260,8 +265,28 @@ fn basic(header: &str) -> Option<(Zeroizing<String>, Zeroizing<String>)> {
     (!id.is_empty()).then_some((id, secret))
 }
 
+/// Which of [`KNOWN`] the form-encoded parameter name `raw` is, if any.
+fn known_slot(raw: &[u8]) -> Result<Option<usize>, RefusalReason> {
+    if needs_decoding(raw) {
+        let name = form_decode(raw)?;
+        return Ok(KNOWN.iter().position(|k| **k == *name));
+    }
+    let name = std::str::from_utf8(raw).map_err(|_| RefusalReason::NotUtf8)?;
+    Ok(KNOWN.iter().position(|k| *k == name))
+}
+
+/// Whether a form-encoded component differs from its decoding (holds a `+` or a `%`).
+fn needs_decoding(raw: &[u8]) -> bool {
+    raw.iter().any(|&b| b == b'+' || b == b'%')
+}
+
 /// Decodes one `application/x-www-form-urlencoded` component.
 fn form_decode(raw: &[u8]) -> Result<Zeroizing<String>, RefusalReason> {
+    if !needs_decoding(raw) {
+        return std::str::from_utf8(raw)
+            .map(|text| Zeroizing::new(text.to_owned()))
+            .map_err(|_| RefusalReason::NotUtf8);
+    }
     let plus_as_space: Zeroizing<Vec<u8>> = Zeroizing::new(
         raw.iter()
             .map(|&b| if b == b'+' { b' ' } else { b })
