@@ -24,13 +24,11 @@ impl<'a> Scrubbed<'a> {
     }
 }
 
-/// Serialises an event's `act`.
-pub(super) fn scrubbed_actor<S: Serializer>(
-    actor: &Option<Actor>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match actor {
-        Some(actor) => Scrubbed::of(actor).serialize(s),
-        None => s.serialize_none(),
+/// An event's `act`, as written.
+pub(super) struct ScrubbedActor<'a>(pub(super) &'a Actor);
+
+impl Serialize for ScrubbedActor<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Scrubbed::of(self.0).serialize(s)
     }
 }

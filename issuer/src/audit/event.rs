@@ -1,11 +1,12 @@
 //! [`AuditEvent`] and [`Outcome`]: what one line of the trail says.
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap as _;
+use serde::{Deserialize, Serialize, Serializer};
 
 use svctoken_mint::Actor;
 
-use super::actor::scrubbed_actor;
-use super::scrub::scrubbed;
+use super::actor::ScrubbedActor;
+use super::scrub::clean;
 
 /// Whether a request got a token.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -21,86 +22,85 @@ pub enum Outcome {
 
 /// One audit record: a token minted or a request refused. Absent values are omitted from the
 /// JSON. There is deliberately no field that could hold a token or a secret.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct AuditEvent {
     /// When, in unix seconds; written as RFC 3339 UTC (`2026-11-01T12:00:00Z`).
-    #[serde(with = "rfc3339")]
+    #[serde(deserialize_with = "rfc3339::deserialize")]
     pub time: u64,
     /// Issued or refused.
     pub outcome: Outcome,
     /// The OAuth error code of a refusal, e.g. `invalid_client`.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "scrubbed"
-    )]
     pub error: Option<String>,
     /// Why the request was refused, in detail (built from fixed text and identifiers only).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "scrubbed"
-    )]
     pub reason: Option<String>,
     /// The authenticated (or claimed, for a refusal) client.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "scrubbed"
-    )]
     pub client_id: Option<String>,
     /// The token's subject.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "scrubbed"
-    )]
     pub sub: Option<String>,
     /// The token's audience.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "scrubbed"
-    )]
     pub aud: Option<String>,
     /// The actor, when the token acts on behalf of a user.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "scrubbed_actor"
-    )]
     pub act: Option<Actor>,
     /// The granted (or requested, for a refusal) scope.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "scrubbed"
-    )]
     pub scope: Option<String>,
     /// The token's id.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "scrubbed"
-    )]
     pub jti: Option<String>,
     /// The id of the key that signed the token.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "scrubbed"
-    )]
     pub kid: Option<String>,
     /// The token's expiry, in unix seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<u64>,
     /// The caller's address.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "scrubbed"
-    )]
     pub peer: Option<String>,
+}
+
+/// Writes the fields in their fixed order, omitting absent ones; every string scrubbed of
+/// token-shaped text and cut at 1 KiB.
+impl Serialize for AuditEvent {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("time", &Rfc3339Time(self.time))?;
+        map.serialize_entry("outcome", &self.outcome)?;
+        let before_act = [
+            ("error", &self.error),
+            ("reason", &self.reason),
+            ("client_id", &self.client_id),
+            ("sub", &self.sub),
+            ("aud", &self.aud),
+        ];
+        for (name, value) in before_act {
+            if let Some(value) = value {
+                map.serialize_entry(name, &clean(value))?;
+            }
+        }
+        if let Some(act) = &self.act {
+            map.serialize_entry("act", &ScrubbedActor(act))?;
+        }
+        for (name, value) in [
+            ("scope", &self.scope),
+            ("jti", &self.jti),
+            ("kid", &self.kid),
+        ] {
+            if let Some(value) = value {
+                map.serialize_entry(name, &clean(value))?;
+            }
+        }
+        if let Some(exp) = self.exp {
+            map.serialize_entry("exp", &exp)?;
+        }
+        if let Some(peer) = &self.peer {
+            map.serialize_entry("peer", &clean(peer))?;
+        }
+        map.end()
+    }
+}
+
+/// Unix seconds written as RFC 3339.
+struct Rfc3339Time(u64);
+
+impl Serialize for Rfc3339Time {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        rfc3339::serialize(&self.0, s)
+    }
 }
 
 impl AuditEvent {

@@ -2,8 +2,6 @@
 
 use std::borrow::Cow;
 
-use serde::Serializer;
-
 /// What replaces a token-shaped substring of a string field.
 const REDACTED: &str = "[redacted]";
 /// The longest a string field is written, in bytes (longer ones are cut, at a character
@@ -12,19 +10,6 @@ const REDACTED: &str = "[redacted]";
 pub(super) const MAX_FIELD: usize = 1024;
 /// What marks a string field that was cut.
 pub(super) const TRUNCATED: &str = "…[truncated]";
-
-/// Serialises an optional string field scrubbed (see [`clean`]).
-pub(super) fn scrubbed<S: Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(text) => scrubbed_str(text, s),
-        None => s.serialize_none(),
-    }
-}
-
-/// Serialises a string field scrubbed (see [`clean`]).
-pub(super) fn scrubbed_str<S: Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&clean(text))
-}
 
 /// `text` scrubbed of token-shaped substrings, then cut to [`MAX_FIELD`] bytes.
 pub(super) fn clean(text: &str) -> Cow<'_, str> {
