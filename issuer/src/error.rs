@@ -1,10 +1,15 @@
 //! The one error type of the issuer library.
 
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::audit::ChainBreak;
 
 /// Everything the issuer library can fail with, apart from OAuth answers to callers
-/// ([`crate::oauth::OAuthError`]).
-#[derive(Debug, thiserror::Error)]
+/// ([`crate::oauth::OAuthError`]). Cheap to clone (underlying errors are shared), because the
+/// audit writer hands one batch's error to every request waiting on that batch.
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The configuration is invalid; the message says what to change.
@@ -18,26 +23,26 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
-    /// An I/O operation on a path failed.
+    /// An I/O operation on a path (a key file, an audit file, its head file...) failed.
     #[error("{}: {source}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        source: Arc<io::Error>,
     },
     /// A key or token operation failed.
     #[error(transparent)]
-    Jose(#[from] svctoken_jwks::Error),
+    Jose(Arc<svctoken_jwks::Error>),
     /// Minting failed, or a mint request is invalid (reserved claim, zero lifetime...).
     #[error("mint: {0}")]
-    Mint(#[from] svctoken_mint::Error),
+    Mint(Arc<svctoken_mint::Error>),
     /// The key ring has no active key (the store is empty and can't be written).
     #[error("no active signing key")]
     NoActiveKey,
-    /// The audit trail could not be opened or written.
-    #[error("audit trail: {0}")]
-    Audit(#[from] crate::audit::AuditError),
+    /// A key id named by the caller is not in the store.
+    #[error("no key with kid {0:?}")]
+    UnknownKey(String),
     /// A trusted issuer's JWKS could not be fetched or read.
     #[error("JWKS {url}: {message}")]
     RemoteJwks {
@@ -46,21 +51,85 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
-    /// A key id named by the caller is not in the store.
-    #[error("no key with kid {0:?}")]
-    UnknownKey(String),
+    /// Writing audit events to standard output failed.
+    #[error("audit stdout: {0}")]
+    AuditStdout(#[source] Arc<io::Error>),
+    /// An audit event could not be serialised (its `time` is past the year 9999).
+    #[error("audit event: {0}")]
+    AuditEncode(#[source] Arc<serde_json::Error>),
+    /// Another audit writer (in this process or another) holds the audit file's lock.
+    #[error(
+        "audit file {}: locked by another writer (another svctoken process, or a second open \
+         in this one); two writers would corrupt the chain",
+        path.display()
+    )]
+    AuditLocked {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The existing audit file fails verification, so nothing is appended to it.
+    #[error("audit file {}: refusing to append to a broken chain: {chain}", path.display())]
+    AuditBrokenChain {
+        /// The file.
+        path: PathBuf,
+        /// Where and how the chain is broken.
+        chain: ChainBreak,
+    },
+    /// An earlier audit write or sync failed and left the end of the file uncertain; reopen
+    /// the file (which verifies it) to record again.
+    #[error(
+        "audit file {}: an earlier write failed and left the end of the file uncertain; \
+         reopen it to record again",
+        path.display()
+    )]
+    AuditPoisoned {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An audit sink panicked while recording.
+    #[error("audit sink panicked")]
+    AuditSinkPanicked,
+    /// The queue to the audit writer was full and the auditor fails open, so the event was
+    /// dropped.
+    #[error("audit queue full: the event was dropped")]
+    AuditQueueFull,
+    /// The audit writer thread is gone (it could not be started, or it stopped), so nothing
+    /// can be recorded.
+    #[error("audit writer is not running")]
+    AuditWriterStopped,
+}
+
+impl From<svctoken_jwks::Error> for Error {
+    fn from(e: svctoken_jwks::Error) -> Self {
+        Error::Jose(Arc::new(e))
+    }
+}
+
+impl From<svctoken_mint::Error> for Error {
+    fn from(e: svctoken_mint::Error) -> Self {
+        Error::Mint(Arc::new(e))
+    }
 }
 
 impl From<ring::error::Unspecified> for Error {
     fn from(_: ring::error::Unspecified) -> Self {
-        Error::Jose(svctoken_jwks::Error::Crypto)
+        svctoken_jwks::Error::Crypto.into()
     }
 }
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
-        let path = path.into();
-        move |source| Error::Io { path, source }
+    /// An I/O error on `path`.
+    pub(crate) fn io(path: impl AsRef<Path>) -> impl FnOnce(io::Error) -> Error {
+        let path = path.as_ref().to_path_buf();
+        move |source| Error::Io {
+            path,
+            source: Arc::new(source),
+        }
+    }
+
+    /// An error serialising an audit event.
+    pub(crate) fn audit_encode(source: serde_json::Error) -> Error {
+        Error::AuditEncode(Arc::new(source))
     }
 }
 

@@ -296,7 +296,7 @@ mod tests {
 
     use super::*;
     use crate::audit::testing::{chain_of, event, read_lines, write_lines};
-    use crate::audit::{AuditError, ChainedFile};
+    use crate::audit::{ChainedFile, Error};
 
     #[test]
     fn round_trip_verifies_with_count_and_head() {
@@ -471,7 +471,7 @@ mod tests {
         assert!(err.reason.contains("missing"), "{err}");
         assert!(matches!(
             ChainedFile::open(&path),
-            Err(AuditError::BrokenChain { .. })
+            Err(Error::AuditBrokenChain { .. })
         ));
         // An empty file without a head is a log never written.
         std::fs::write(&path, "").unwrap();

@@ -190,7 +190,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::audit::{AuditError, StdoutSink};
+    use crate::audit::{Error, StdoutSink};
 
     #[test]
     fn times_are_written_as_time_writes_rfc3339() {
@@ -292,7 +292,7 @@ mod tests {
         };
         assert!(matches!(
             StdoutSink::format_line(&far),
-            Err(AuditError::Encode(_))
+            Err(Error::AuditEncode(_))
         ));
     }
 }

@@ -8,9 +8,9 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::chain::{ChainLine, ChainReport, head_path, push_hex, sha256, verify_file};
-use super::error::AuditError;
 use super::event::AuditEvent;
 use super::sinks::AuditSink;
+use crate::Error;
 
 /// Log the chain's head after this many records...
 const ANCHOR_EVERY_RECORDS: u64 = 1000;
@@ -41,7 +41,7 @@ struct State {
 impl ChainedFile {
     /// Opens (creating with mode 0600) the chained file at `path`, locks it, verifies it and
     /// its head file, and continues the chain from its last line.
-    pub fn open(path: impl Into<PathBuf>) -> Result<Self, AuditError> {
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
         let path = path.into();
         let mut options = OpenOptions::new();
         options.read(true).append(true).create(true);
@@ -50,11 +50,11 @@ impl ChainedFile {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        let file = options.open(&path).map_err(AuditError::io(&path))?;
+        let file = options.open(&path).map_err(Error::io(&path))?;
         match file.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(AuditError::Locked { path }),
-            Err(std::fs::TryLockError::Error(e)) => return Err(AuditError::io(&path)(e)),
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::AuditLocked { path }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path)(e)),
         }
         #[cfg(unix)]
         {
@@ -69,13 +69,13 @@ impl ChainedFile {
                 );
             }
         }
-        let verified = verify_file(&path, &file).map_err(|chain| AuditError::BrokenChain {
+        let verified = verify_file(&path, &file).map_err(|chain| Error::AuditBrokenChain {
             path: path.clone(),
             chain,
         })?;
         let head_path = head_path(&path);
-        write_head(&path, verified.lines, &verified.head).map_err(AuditError::io(&head_path))?;
-        sync_parent(&path).map_err(AuditError::io(&path))?;
+        write_head(&path, verified.lines, &verified.head).map_err(Error::io(&head_path))?;
+        sync_parent(&path).map_err(Error::io(&path))?;
         tracing::info!(
             path = %path.display(),
             lines = verified.lines,
@@ -112,7 +112,7 @@ impl ChainedFile {
     }
 
     /// Appends `events` as one write and one sync, then replaces the head file once.
-    fn append(&self, state: &mut State, events: &[AuditEvent]) -> Result<(), AuditError> {
+    fn append(&self, state: &mut State, events: &[AuditEvent]) -> Result<(), Error> {
         let mut buf = Vec::with_capacity(events.len() * 512);
         let mut lines = state.lines;
         let mut head = state.head.clone();
@@ -123,7 +123,7 @@ impl ChainedFile {
                 prev: &head,
                 event,
             };
-            serde_json::to_writer(&mut buf, &line).map_err(AuditError::encode)?;
+            serde_json::to_writer(&mut buf, &line).map_err(Error::audit_encode)?;
             head.clear();
             push_hex(&sha256(buf.get(start..).unwrap_or_default()), &mut head);
             buf.push(b'\n');
@@ -135,20 +135,19 @@ impl ChainedFile {
             if state.file.set_len(state.len).is_err() {
                 state.poisoned = true;
             }
-            return Err(AuditError::io(&self.path)(e));
+            return Err(Error::io(&self.path)(e));
         }
         if let Err(e) = state.file.sync_data() {
             // After a failed sync the kernel may have dropped the data: stop here.
             state.poisoned = true;
-            return Err(AuditError::io(&self.path)(e));
+            return Err(Error::io(&self.path)(e));
         }
         state.lines = lines;
         state.head = head;
         state.len += buf.len() as u64;
         // The lines are durable; a head file left behind by a failure here is accepted by
         // verification (it only weakens the truncation check until the next batch).
-        write_head(&self.path, state.lines, &state.head)
-            .map_err(AuditError::io(&self.head_path))?;
+        write_head(&self.path, state.lines, &state.head).map_err(Error::io(&self.head_path))?;
         state.since_anchor += events.len() as u64;
         if state.since_anchor >= ANCHOR_EVERY_RECORDS || state.last_anchor.elapsed() >= ANCHOR_EVERY
         {
@@ -170,14 +169,14 @@ fn log_anchor(path: &Path, state: &mut State, message: &str) {
 }
 
 impl AuditSink for ChainedFile {
-    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+    fn record(&self, event: &AuditEvent) -> Result<(), Error> {
         self.record_batch(std::slice::from_ref(event))
     }
 
     /// Appends every event of the batch with one `write` and one `sync_data`, then replaces
     /// the head file once; all or nothing.
-    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
-        let poisoned = || AuditError::Poisoned {
+    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), Error> {
+        let poisoned = || Error::AuditPoisoned {
             path: self.path.clone(),
         };
         let mut state = self.state.lock().map_err(|_| poisoned())?;
@@ -308,7 +307,7 @@ mod tests {
         let before = std::fs::read(&path).unwrap();
         let err = ChainedFile::open(&path).unwrap_err();
         assert!(
-            matches!(&err, AuditError::BrokenChain { chain, .. } if chain.line == 2),
+            matches!(&err, Error::AuditBrokenChain { chain, .. } if chain.line == 2),
             "{err:?}"
         );
         assert!(err.to_string().contains("line 2:"), "{err}");
@@ -322,7 +321,7 @@ mod tests {
         let first = ChainedFile::open(&path).unwrap();
         first.record(&event(1)).unwrap();
         match ChainedFile::open(&path) {
-            Err(AuditError::Locked { path: p }) => assert_eq!(p, path),
+            Err(Error::AuditLocked { path: p }) => assert_eq!(p, path),
             other => panic!("expected Locked, got {other:?}"),
         }
         drop(first);
@@ -370,10 +369,10 @@ mod tests {
         file.state.lock().unwrap().file = File::open(&path).unwrap();
         assert!(matches!(
             file.record_batch(&[event(4), event(5)]),
-            Err(AuditError::Io { .. })
+            Err(Error::Io { .. })
         ));
         match file.record(&event(6)) {
-            Err(AuditError::Poisoned { path: p }) => assert_eq!(p, path),
+            Err(Error::AuditPoisoned { path: p }) => assert_eq!(p, path),
             other => panic!("expected Poisoned, got {other:?}"),
         }
         assert_eq!(file.head().lines, 3, "nothing counted");

@@ -88,15 +88,15 @@
 //! Each batch is one `write_all` of all its lines, each with its newline, to a file opened with
 //! `O_APPEND` (created with mode 0600), followed by one `sync_data`. If the write fails, the
 //! file is cut back to its previous length; if that or the sync fails, the end of the file is
-//! unknown and the [`ChainedFile`] refuses further records ([`AuditError::Poisoned`]) until it
+//! unknown and the [`ChainedFile`] refuses further records ([`Error::AuditPoisoned`]) until it
 //! is reopened, which re-verifies it. An exclusive `flock` is held for the life of a
 //! [`ChainedFile`], so a second writer (another process, or a second `open` in this one) fails
-//! with [`AuditError::Locked`] instead of corrupting the chain. A crash (`kill -9`, power loss)
+//! with [`Error::AuditLocked`] instead of corrupting the chain. A crash (`kill -9`, power loss)
 //! loses the events still queued or being written: no fail-closed request was answered for
 //! them, but fail-open requests may have been.
 //!
 //! [`ChainedFile::open`] verifies an existing file first and refuses to append to a broken
-//! chain ([`AuditError::BrokenChain`] names the line); otherwise it continues `seq` and `prev`
+//! chain ([`Error::AuditBrokenChain`] names the line); otherwise it continues `seq` and `prev`
 //! from the last line. A torn last line (power loss during a write) is therefore refused too: an
 //! operator decides what to do with the file.
 //!
@@ -171,7 +171,7 @@
 
 mod actor;
 mod chain;
-mod error;
+
 mod event;
 mod file;
 mod scrub;
@@ -187,8 +187,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use crate::Error;
 pub use chain::{ChainBreak, ChainReport, head_path, verify_chain, verify_chain_against};
-pub use error::AuditError;
 pub use event::{AuditEvent, Outcome};
 pub use file::ChainedFile;
 pub use sinks::{AuditSink, MemorySink, StdoutSink};
@@ -224,7 +224,7 @@ impl Auditor {
     /// With `fail_closed`, [`Auditor::record`] waits for the event's batch and returns the
     /// first sink error, and the caller must refuse the request; without it, failures are only
     /// logged and counted. If the thread cannot be started, that is logged and every record
-    /// fails ([`AuditError::WriterStopped`]).
+    /// fails ([`Error::AuditWriterStopped`]).
     pub fn new(sinks: Vec<Box<dyn AuditSink>>, fail_closed: bool) -> Self {
         let failures = Arc::new(AtomicU64::new(0));
         let count = sinks.len();
@@ -255,7 +255,7 @@ impl Auditor {
     /// queue, then for the event's batch to be recorded, and returns the first sink error.
     /// Never panics (a sink's panic is caught and counted as a failure). If the returned future
     /// is dropped after the event was queued, the event is still recorded.
-    pub async fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
+    pub async fn record(&self, event: AuditEvent) -> Result<(), Error> {
         let Some(writer) = &self.inner.writer else {
             return Ok(());
         };
@@ -271,11 +271,11 @@ impl Auditor {
             reply: Some(reply),
         });
         let recorded = match queued.await {
-            Ok(()) => result.await.unwrap_or(Err(AuditError::WriterStopped)),
+            Ok(()) => result.await.unwrap_or(Err(Error::AuditWriterStopped)),
             Err(error) => Err(error),
         };
-        if let Err(AuditError::WriterStopped) = &recorded {
-            self.lost(&AuditError::WriterStopped);
+        if let Err(Error::AuditWriterStopped) = &recorded {
+            self.lost(&Error::AuditWriterStopped);
         }
         recorded
     }
@@ -283,13 +283,13 @@ impl Auditor {
     /// Returns once every event queued before the call has been recorded (or has failed), with
     /// the chained file's head written: call it before exiting. `Err` only if the writer is
     /// not running.
-    pub async fn flush(&self) -> Result<(), AuditError> {
+    pub async fn flush(&self) -> Result<(), Error> {
         let Some(writer) = &self.inner.writer else {
             return Ok(());
         };
         let (done, flushed) = oneshot::channel();
         writer.send(Job::Flush(done)).await?;
-        flushed.await.map_err(|_| AuditError::WriterStopped)
+        flushed.await.map_err(|_| Error::AuditWriterStopped)
     }
 
     /// How many times a sink has failed to record an event (one event failing in two sinks
@@ -309,7 +309,7 @@ impl Auditor {
     }
 
     /// Counts an event that never reached the writer, and logs it (rate-limited).
-    fn lost(&self, error: &AuditError) {
+    fn lost(&self, error: &Error) {
         self.inner.failures.fetch_add(1, Ordering::Relaxed);
         self.inner.losses.note(error, self.inner.fail_closed);
     }
@@ -340,7 +340,7 @@ struct LossLog {
 }
 
 impl LossLog {
-    fn note(&self, error: &AuditError, fail_closed: bool) {
+    fn note(&self, error: &Error, fail_closed: bool) {
         self.unlogged.fetch_add(1, Ordering::Relaxed);
         // Whoever holds the lock is logging; this event is in its count or the next one.
         let Ok(mut last) = self.last.try_lock() else {
@@ -373,8 +373,8 @@ mod tests {
 
     struct FailingSink;
     impl AuditSink for FailingSink {
-        fn record(&self, _: &AuditEvent) -> Result<(), AuditError> {
-            Err(AuditError::Stdout(Arc::new(io::Error::other(
+        fn record(&self, _: &AuditEvent) -> Result<(), Error> {
+            Err(Error::AuditStdout(Arc::new(io::Error::other(
                 "broken pipe",
             ))))
         }
@@ -382,7 +382,7 @@ mod tests {
 
     struct PanickingSink;
     impl AuditSink for PanickingSink {
-        fn record(&self, _: &AuditEvent) -> Result<(), AuditError> {
+        fn record(&self, _: &AuditEvent) -> Result<(), Error> {
             panic!("sink bug")
         }
     }
@@ -409,7 +409,7 @@ mod tests {
         );
         assert!(matches!(
             closed.record(event(2)).await,
-            Err(AuditError::Stdout(_))
+            Err(Error::AuditStdout(_))
         ));
         assert_eq!(closed.clone().failures(), 1);
         assert_eq!(memory.events().len(), 2);
@@ -468,7 +468,7 @@ mod tests {
         drop(clone);
         assert!(matches!(
             ChainedFile::open(&path),
-            Err(AuditError::Locked { .. })
+            Err(Error::AuditLocked { .. })
         ));
         drop(auditor);
         let reopened = ChainedFile::open(&path).unwrap();

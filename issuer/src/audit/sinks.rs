@@ -3,21 +3,21 @@
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::error::AuditError;
 use super::event::AuditEvent;
+use crate::Error;
 
 /// Somewhere audit events go. An [`Auditor`](super::Auditor) calls it from its writer thread,
 /// one batch at a time, so a sink may block on I/O.
 pub trait AuditSink: Send + Sync {
     /// Records one event; returns once the sink has it (for a file: once it is on disk).
-    fn record(&self, event: &AuditEvent) -> Result<(), AuditError>;
+    fn record(&self, event: &AuditEvent) -> Result<(), Error>;
 
     /// Records `events`, in order, as one unit where the sink can (one write and one sync for
     /// a [`ChainedFile`](super::ChainedFile)). An error means the batch as a whole failed:
     /// every event in it counts as not recorded, even if some were (a trail may over-report a
     /// failure, never under-report one). The default records each event in turn, carries on
     /// after a failure, and returns the first error.
-    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), Error> {
         let mut first = None;
         for event in events {
             if let Err(error) = self.record(event) {
@@ -29,21 +29,21 @@ pub trait AuditSink: Send + Sync {
 }
 
 impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
-    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+    fn record(&self, event: &AuditEvent) -> Result<(), Error> {
         (**self).record(event)
     }
 
-    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), Error> {
         (**self).record_batch(events)
     }
 }
 
 impl<T: AuditSink + ?Sized> AuditSink for Box<T> {
-    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+    fn record(&self, event: &AuditEvent) -> Result<(), Error> {
         (**self).record(event)
     }
 
-    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), Error> {
         (**self).record_batch(events)
     }
 }
@@ -55,19 +55,19 @@ pub struct StdoutSink;
 impl StdoutSink {
     /// The line [`StdoutSink`] writes for `event`: compact JSON (string escapes keep it on one
     /// line) and a newline.
-    pub fn format_line(event: &AuditEvent) -> Result<String, AuditError> {
-        let mut line = serde_json::to_string(event).map_err(AuditError::encode)?;
+    pub fn format_line(event: &AuditEvent) -> Result<String, Error> {
+        let mut line = serde_json::to_string(event).map_err(Error::audit_encode)?;
         line.push('\n');
         Ok(line)
     }
 }
 
 impl AuditSink for StdoutSink {
-    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+    fn record(&self, event: &AuditEvent) -> Result<(), Error> {
         self.record_batch(std::slice::from_ref(event))
     }
 
-    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), Error> {
         let mut text = String::new();
         for event in events {
             text.push_str(&Self::format_line(event)?);
@@ -75,7 +75,7 @@ impl AuditSink for StdoutSink {
         let mut out = io::stdout().lock();
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
-            .map_err(|e| AuditError::Stdout(Arc::new(e)))
+            .map_err(|e| Error::AuditStdout(Arc::new(e)))
     }
 }
 
@@ -101,11 +101,11 @@ impl MemorySink {
 }
 
 impl AuditSink for MemorySink {
-    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+    fn record(&self, event: &AuditEvent) -> Result<(), Error> {
         self.record_batch(std::slice::from_ref(event))
     }
 
-    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), Error> {
         self.events
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -143,9 +143,9 @@ mod tests {
     /// Fails on the events whose `time` is odd.
     struct OddFails;
     impl AuditSink for OddFails {
-        fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        fn record(&self, event: &AuditEvent) -> Result<(), Error> {
             if event.time % 2 == 1 {
-                Err(AuditError::SinkPanicked)
+                Err(Error::AuditSinkPanicked)
             } else {
                 Ok(())
             }

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use svctoken_mint::Actor;
 
-use super::{AuditError, AuditEvent, AuditSink, ChainedFile, Outcome};
+use super::{AuditEvent, AuditSink, ChainedFile, Outcome};
+use crate::Error;
 
 /// Event `i`: a refusal when `i % 3 == 2`, otherwise an issuance acting for `user-<i>`.
 pub(super) fn event(i: u64) -> AuditEvent {
@@ -101,11 +102,11 @@ pub(super) fn gate() -> (Gate, GateControl) {
 }
 
 impl AuditSink for Gate {
-    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+    fn record(&self, event: &AuditEvent) -> Result<(), Error> {
         self.record_batch(std::slice::from_ref(event))
     }
 
-    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), Error> {
         let first = {
             let mut batches = self.batches.lock().unwrap();
             batches.push(events.len());
@@ -117,7 +118,7 @@ impl AuditSink for Gate {
         if first {
             Ok(())
         } else {
-            Err(AuditError::Poisoned {
+            Err(Error::AuditPoisoned {
                 path: "audit.log".into(),
             })
         }

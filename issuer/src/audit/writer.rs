@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::error::AuditError;
 use super::event::AuditEvent;
 use super::sinks::AuditSink;
+use crate::Error;
 
 /// How many jobs may wait for the writer; also the largest batch.
 pub(super) const QUEUE_CAPACITY: usize = 4096;
@@ -20,7 +20,7 @@ pub(super) const QUEUE_CAPACITY: usize = 4096;
 const THREAD_NAME: &str = "svctoken-audit";
 
 /// Where the writer sends a batch's result to a caller that waits for it.
-pub(super) type Reply = oneshot::Sender<Result<(), AuditError>>;
+pub(super) type Reply = oneshot::Sender<Result<(), Error>>;
 
 /// What a caller asks of the writer.
 #[expect(
@@ -51,7 +51,7 @@ pub(super) struct Writer {
 impl Writer {
     /// Starts the writer thread over `sinks`; it adds each event a sink fails to record to
     /// `failures`. If the thread cannot be started, that is logged and every job fails with
-    /// [`AuditError::WriterStopped`].
+    /// [`Error::AuditWriterStopped`].
     #[cfg(test)]
     pub(super) fn start(sinks: Vec<Box<dyn AuditSink>>, failures: Arc<AtomicU64>) -> Writer {
         Writer::paced(sinks, failures, Duration::ZERO)
@@ -85,17 +85,17 @@ impl Writer {
     }
 
     /// Queues `job`, waiting for room while the queue is full.
-    pub(super) async fn send(&self, job: Job) -> Result<(), AuditError> {
-        let queue = self.queue.as_ref().ok_or(AuditError::WriterStopped)?;
-        queue.send(job).await.map_err(|_| AuditError::WriterStopped)
+    pub(super) async fn send(&self, job: Job) -> Result<(), Error> {
+        let queue = self.queue.as_ref().ok_or(Error::AuditWriterStopped)?;
+        queue.send(job).await.map_err(|_| Error::AuditWriterStopped)
     }
 
     /// Queues `job` if there is room.
-    pub(super) fn try_send(&self, job: Job) -> Result<(), AuditError> {
-        let queue = self.queue.as_ref().ok_or(AuditError::WriterStopped)?;
+    pub(super) fn try_send(&self, job: Job) -> Result<(), Error> {
+        let queue = self.queue.as_ref().ok_or(Error::AuditWriterStopped)?;
         queue.try_send(job).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => AuditError::QueueFull,
-            mpsc::error::TrySendError::Closed(_) => AuditError::WriterStopped,
+            mpsc::error::TrySendError::Full(_) => Error::AuditQueueFull,
+            mpsc::error::TrySendError::Closed(_) => Error::AuditWriterStopped,
         })
     }
 }
@@ -171,14 +171,14 @@ fn record_batch(
     sinks: &[Box<dyn AuditSink>],
     events: &[AuditEvent],
     failures: &AtomicU64,
-) -> Result<(), AuditError> {
+) -> Result<(), Error> {
     if events.is_empty() {
         return Ok(());
     }
     let mut first = None;
     for sink in sinks {
         let result = catch_unwind(AssertUnwindSafe(|| sink.record_batch(events)))
-            .unwrap_or(Err(AuditError::SinkPanicked));
+            .unwrap_or(Err(Error::AuditSinkPanicked));
         if let Err(error) = result {
             failures.fetch_add(events.len() as u64, Ordering::Relaxed);
             tracing::error!(
@@ -200,7 +200,7 @@ mod tests {
     use super::*;
     use crate::audit::testing::{event, gate};
 
-    async fn record(writer: &Writer, i: u64) -> oneshot::Receiver<Result<(), AuditError>> {
+    async fn record(writer: &Writer, i: u64) -> oneshot::Receiver<Result<(), Error>> {
         let (reply, result) = oneshot::channel();
         let job = Job::Record {
             event: event(i),
@@ -241,7 +241,7 @@ mod tests {
         for result in waiting {
             assert!(matches!(
                 result.await.unwrap(),
-                Err(AuditError::Poisoned { .. })
+                Err(Error::AuditPoisoned { .. })
             ));
         }
         flushed.await.unwrap();
@@ -300,7 +300,7 @@ mod tests {
         }
         assert!(matches!(
             writer.try_send(job(0)),
-            Err(AuditError::QueueFull)
+            Err(Error::AuditQueueFull)
         ));
         control.release.send(()).unwrap();
         control.release.send(()).unwrap();

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::Request;
 use serde_json::Value;
+use svctoken_issuer::Error;
 use svctoken_issuer::Issuer;
 use svctoken_issuer::audit::Auditor;
-use svctoken_issuer::audit::{AuditError, AuditEvent, AuditSink};
+use svctoken_issuer::audit::{AuditEvent, AuditSink};
 use svctoken_issuer::settings::{Overrides, Settings};
 use svctoken_issuer::store::MemoryStore;
 use svctoken_mint::MockClock;
@@ -19,8 +20,8 @@ use tower::ServiceExt as _;
 struct Broken;
 
 impl AuditSink for Broken {
-    fn record(&self, _: &AuditEvent) -> Result<(), AuditError> {
-        Err(AuditError::Stdout(Arc::new(std::io::Error::other(
+    fn record(&self, _: &AuditEvent) -> Result<(), Error> {
+        Err(Error::AuditStdout(Arc::new(std::io::Error::other(
             "disk full",
         ))))
     }
