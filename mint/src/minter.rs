@@ -118,15 +118,13 @@ impl Minted {
 }
 
 impl fmt::Debug for Minted {
+    /// The facts worth logging: `jti`, `kid`, algorithm and times; never the token.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Minted")
-            .field("token", &self.token)
-            .field("jti", &self.jti)
-            .field("kid", &self.kid)
-            .field("alg", &self.alg)
-            .field("issued_at", &self.issued_at)
-            .field("expires_at", &self.expires_at)
-            .finish()
+        write!(
+            f,
+            "Minted {{ jti: {}, kid: {}, alg: {}, iat: {}, exp: {} }}",
+            self.jti, self.kid, self.alg, self.issued_at, self.expires_at
+        )
     }
 }
 
