@@ -15,7 +15,7 @@ import type { ServiceAuthErrorCode } from "./serviceAuth";
 const modules = import.meta.glob("./convex/**/*.*s");
 const ISS = "https://auth.example.com";
 
-// ---- identities, built the way Convex builds them from a verified token (CONVEX.md §3) -------
+// ---- identities, built the way Convex builds them from a verified token ----------------------
 
 type Claims = Record<string, JSONValue>;
 /** Registered claims Convex consumes itself and does not expose as identity fields. */

@@ -8,7 +8,7 @@ use svctoken_jwks::Algorithm;
 
 use crate::{Error, Result};
 
-/// What a consumer of our tokens can verify (see CONVEX.md).
+/// What a consumer of our tokens can verify (Convex's provider types, or any JOSE verifier).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Profile {

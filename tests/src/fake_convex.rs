@@ -1,7 +1,7 @@
 //! A fake Convex deployment: Convex's public HTTP function API on 127.0.0.1, with the token
 //! checks of [`crate::convex`] in front of functions that the test registers.
 //!
-//! It answers the way a Convex deployment does (CONVEX.md, section 4):
+//! It answers the way a Convex deployment's HTTP API does:
 //!
 //! - `POST /api/query`, `/api/mutation`, `/api/action` with `{"path", "args", "format"}`;
 //!   `POST /api/run/<module path>/<function>` with `{"args", "format"}` (`/api/run/dir/file/fn`

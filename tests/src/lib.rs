@@ -1,7 +1,7 @@
 //! `svctoken-tests`: what the end-to-end tests share.
 //!
 //! # Layout
-//! - [`convex`]: a verifier that applies exactly the rules Convex applies (CONVEX.md), with its
+//! - [`convex`]: a verifier that applies exactly the rules Convex applies, with its
 //!   JWKS HTTP cache; written independently of the code under test.
 //! - [`fake_convex`]: a fake deployment that authenticates like Convex and answers like its
 //!   HTTP API, recording requests and the identity each function saw.
