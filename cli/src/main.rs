@@ -230,8 +230,8 @@ pub(crate) fn settings(args: &ConfigArgs) -> Result<Settings> {
     Ok(Settings::load(args.config.as_deref(), &args.overrides())?)
 }
 
-pub(crate) fn open_store(settings: &Settings) -> Result<Arc<FileStore>> {
-    let dir = settings.data_dir();
+/// The files store in `dir`, created if it does not exist (what `serve` and `mint` need).
+pub(crate) fn open_store(dir: &Path) -> Result<Arc<FileStore>> {
     let store = FileStore::open(dir)
         .with_context(|| format!("opening the key store in {}", dir.display()))?;
     Ok(Arc::new(store))
@@ -240,7 +240,7 @@ pub(crate) fn open_store(settings: &Settings) -> Result<Arc<FileStore>> {
 /// The key ring of the data dir, after one lifecycle run (as `serve` would do at start).
 pub(crate) fn open_keyring(settings: &Settings) -> Result<KeyRing> {
     Ok(KeyRing::open(
-        open_store(settings)?,
+        open_store(settings.data_dir())?,
         settings.schedule().clone(),
         settings.audiences().to_vec(),
         SystemClock.unix_secs(),

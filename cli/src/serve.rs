@@ -47,8 +47,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         let bound = listener.local_addr()?;
         overrides.listen = Some(bound.to_string());
         let data_dir = config.data_dir(&overrides);
-        let store = svctoken_issuer::store::FileStore::open(&data_dir)
-            .with_context(|| format!("opening the key store in {}", data_dir.display()))?;
+        let store = crate::open_store(&data_dir)?;
         let dev_secret_file = data_dir.join("dev-client-secret");
         if config.is_embedded_default() {
             config.add_client(dev_client(&dev_secret_file)?);
@@ -58,7 +57,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
             tracing::warn!("no [[clients]] are configured: nobody can fetch tokens");
         }
         let issuer = tokio::task::spawn_blocking(move || {
-            Issuer::open(settings, Arc::new(store), Arc::new(SystemClock))
+            Issuer::open(settings, store, Arc::new(SystemClock))
         })
         .await??;
         banner(&issuer, bound, &dev_secret_file);

@@ -76,7 +76,7 @@ impl Issuer {
         form: TokenForm,
         peer: Option<SocketAddr>,
     ) -> Result<TokenResponse, OAuthError> {
-        match self.inner.endpoint.handle(form).await {
+        match self.inner.endpoint.handle(&self.inner.settings, form).await {
             Ok(granted) => self.issued(granted, peer).await,
             Err(refusal) => Err(self.refused(refusal, peer).await),
         }
@@ -104,13 +104,7 @@ impl Issuer {
             ..AuditEvent::issued(self.inner.clock.unix_secs())
         };
         if !self.record(event).await {
-            let refusal = Refusal {
-                reason: RefusalReason::AuditFailed,
-                client_id: None,
-                subject: None,
-                audience: None,
-            };
-            let error = OAuthError::from(refusal.reason);
+            let error = OAuthError::from(RefusalReason::AuditFailed);
             self.inner.metrics.refused(&error.code);
             tracing::error!("the audit trail could not record an issuance; the token is withheld");
             return Err(error);

@@ -49,19 +49,6 @@ impl IssuerUrl {
     pub fn join(&self, path: &str) -> String {
         format!("{}{path}", self.0)
     }
-
-    /// True for `http://` on a loopback host (`127.0.0.1`, `[::1]`, `localhost`).
-    pub fn is_loopback_http(&self) -> bool {
-        let Some(rest) = self.0.strip_prefix("http://") else {
-            return false;
-        };
-        let host = rest.split('/').next().unwrap_or_default();
-        let host = match host.rsplit_once(':') {
-            Some((h, port)) if !h.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => host,
-        };
-        matches!(host, "127.0.0.1" | "[::1]" | "localhost")
-    }
 }
 
 impl TryFrom<String> for IssuerUrl {
@@ -132,11 +119,5 @@ mod tests {
             url.join("/oauth/token"),
             "https://example.com/auth/oauth/token"
         );
-        assert!(
-            IssuerUrl::parse("http://localhost:9")
-                .expect("ok")
-                .is_loopback_http()
-        );
-        assert!(!url.is_loopback_http());
     }
 }

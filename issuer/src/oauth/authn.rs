@@ -6,22 +6,19 @@ use std::time::SystemTime;
 use super::assertion::{self, ReplayCache};
 use super::request::ClientProof;
 use super::{AssertionFailure, RefusalReason};
-use crate::clients::{Client, ClientRegistry};
+use crate::Settings;
+use crate::clients::Client;
 
-/// Who may be named as an assertion's audience: the token endpoint URL and the issuer.
-pub(crate) struct AssertionAudiences<'a> {
-    pub(crate) token_endpoint: &'a str,
-    pub(crate) issuer: &'a str,
-}
-
-/// The client `proof` authenticates; every failure is a reason mapped to `invalid_client`.
-pub(crate) fn authenticate<'r>(
+/// The client `proof` authenticates among `settings`' clients; every failure is a reason
+/// mapped to `invalid_client`. An assertion's audience must be the token endpoint URL or the
+/// issuer.
+pub(crate) fn authenticate<'s>(
     proof: &ClientProof,
-    clients: &'r ClientRegistry,
-    audiences: &AssertionAudiences<'_>,
+    settings: &'s Settings,
     replay: &ReplayCache,
     now: SystemTime,
-) -> Result<&'r Client, RefusalReason> {
+) -> Result<&'s Client, RefusalReason> {
+    let clients = settings.clients();
     match proof {
         ClientProof::Secret { id, secret } => clients.authenticate(id, secret),
         ClientProof::Assertion { id, assertion } => {
@@ -34,7 +31,8 @@ pub(crate) fn authenticate<'r>(
                 (None, None) => return Err(RefusalReason::Assertion(AssertionFailure::NoClient)),
             };
             let client = clients.get(id).ok_or(RefusalReason::UnknownClient)?;
-            let accepted = [audiences.token_endpoint, audiences.issuer];
+            let token_endpoint = settings.token_endpoint();
+            let accepted = [token_endpoint.as_str(), settings.issuer().as_str()];
             assertion::verify(client, assertion, &accepted, replay, now)?;
             Ok(client)
         }

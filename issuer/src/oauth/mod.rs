@@ -19,7 +19,7 @@ mod trusted;
 use std::sync::Arc;
 
 use svctoken_mint::oauth::{ACCESS_TOKEN_TYPE, TokenResponse};
-use svctoken_mint::{Actor, Clock, IssuerUrl, MintRequest, Minted, Minter};
+use svctoken_mint::{Actor, Clock, MintRequest, Minted, Minter};
 
 pub use assertion::{MAX_ASSERTION_LIFETIME, ReplayCache};
 pub use ratelimit::RateLimiter;
@@ -27,9 +27,8 @@ pub use refusal::{AssertionFailure, JoseFailure, OAuthError, RefusalReason, Subj
 pub use request::{BODY_LIMIT, TokenForm};
 pub use trusted::{RemoteJwks, TrustedIssuer};
 
-use crate::clients::{Client, ClientRegistry};
-use crate::{Audience, Result, Settings};
-use authn::AssertionAudiences;
+use crate::clients::Client;
+use crate::{Result, Settings};
 use request::{Grant, TokenRequest};
 
 /// How many assertion `jti`s are remembered at most.
@@ -77,26 +76,34 @@ impl Refusal {
 }
 
 impl Granted {
-    /// The answer for `minted`; the caller fills in who it is for.
-    fn new(minted: Minted, subject: String, scope: Option<String>, exchanged: bool) -> Self {
+    /// The answer for `minted`, and who it is for.
+    fn new(minted: Minted, client: &Client, audience: &str, who: Who, grant: &Grant) -> Self {
         let expires_in = minted.expires_in();
         Granted {
             response: TokenResponse {
                 access_token: minted.token,
                 token_type: "Bearer".into(),
                 expires_in: Some(expires_in),
-                scope,
-                issued_token_type: exchanged.then_some(ACCESS_TOKEN_TYPE.into()),
+                scope: who.scope,
+                issued_token_type: matches!(grant, Grant::TokenExchange { .. })
+                    .then_some(ACCESS_TOKEN_TYPE.into()),
             },
-            client_id: String::new(),
-            subject,
-            audience: String::new(),
-            actor: None,
+            client_id: client.id.clone(),
+            subject: who.subject,
+            audience: audience.to_owned(),
+            actor: who.actor,
             jti: minted.jti,
             kid: minted.kid,
             expires_at: minted.expires_at,
         }
     }
+}
+
+/// Whom a token is for, who acts, and what it may do.
+struct Who {
+    subject: String,
+    actor: Option<Actor>,
+    scope: Option<String>,
 }
 
 /// The refusal a minting failure becomes: an audience that can't verify the active key's
@@ -112,11 +119,10 @@ fn mint_failure(e: &svctoken_mint::Error) -> RefusalReason {
 }
 
 /// The token endpoint: client authentication, policy, minting.
+///
+/// It holds what lives across requests (upstream key caches, the replay cache, rate-limit
+/// buckets, the minter); clients and audiences are read from the issuer's [`Settings`].
 pub struct TokenEndpoint {
-    clients: ClientRegistry,
-    audiences: Vec<Audience>,
-    issuer: IssuerUrl,
-    token_endpoint: String,
     trusted: Vec<TrustedIssuer>,
     replay: ReplayCache,
     limiter: Option<RateLimiter>,
@@ -132,10 +138,6 @@ impl TokenEndpoint {
             .build()
             .map_err(|e| crate::Error::Config(format!("HTTP client: {e}")))?;
         Ok(TokenEndpoint {
-            clients: settings.clients().clone(),
-            audiences: settings.audiences().to_vec(),
-            issuer: minter.issuer().clone(),
-            token_endpoint: settings.token_endpoint(),
             trusted: settings
                 .trusted_issuers()
                 .iter()
@@ -148,27 +150,26 @@ impl TokenEndpoint {
         })
     }
 
-    /// The registered clients.
-    pub fn clients(&self) -> &ClientRegistry {
-        &self.clients
-    }
-
     /// The trusted upstream issuers.
     pub fn trusted_issuers(&self) -> &[TrustedIssuer] {
         &self.trusted
     }
 
-    /// Handles one token request: parse, authenticate, limit, decide, sign.
-    pub(crate) async fn handle(&self, form: TokenForm) -> Result<Granted, Refusal> {
+    /// Handles one token request for the issuer configured by `settings`: parse,
+    /// authenticate, limit, decide, sign.
+    pub(crate) async fn handle(
+        &self,
+        settings: &Settings,
+        form: TokenForm,
+    ) -> Result<Granted, Refusal> {
         let request = TokenRequest::parse(form).map_err(|r| Refusal::new(r, None))?;
-        let client = self
-            .authenticate(&request)
+        let client = authn::authenticate(&request.proof, settings, &self.replay, self.clock.now())
             .map_err(|r| Refusal::new(r, request.proof.claimed_id()))?;
         let asked = request.audience.as_deref();
         let refuse = |reason| Refusal::new(reason, Some(&client.id)).audience(asked);
         self.rate_limit(client).map_err(refuse)?;
         let (audience, algorithms) =
-            policy::audience(client, &self.audiences, asked).map_err(refuse)?;
+            policy::audience(client, settings.audiences(), asked).map_err(refuse)?;
         let scope = policy::scope(client, request.scope.as_deref()).map_err(refuse)?;
         let (subject, actor) = (self.subject(client, &request.grant).await)
             .map_err(|(reason, subject)| refuse(reason).subject(subject))?;
@@ -183,13 +184,12 @@ impl TokenEndpoint {
             .minter
             .mint(&mint)
             .map_err(|e| refuse(mint_failure(&e)))?;
-        let exchanged = matches!(request.grant, Grant::TokenExchange { .. });
-        Ok(Granted {
-            client_id: client.id.clone(),
-            audience: audience.to_owned(),
+        let who = Who {
+            subject,
             actor,
-            ..Granted::new(minted, subject, scope, exchanged)
-        })
+            scope,
+        };
+        Ok(Granted::new(minted, client, audience, who, &request.grant))
     }
 
     fn rate_limit(&self, client: &Client) -> Result<(), RefusalReason> {
@@ -201,20 +201,6 @@ impl TokenEndpoint {
             .map_err(|wait| RefusalReason::RateLimited {
                 retry_after: wait.as_secs().max(1),
             })
-    }
-
-    fn authenticate(&self, request: &TokenRequest) -> Result<&Client, RefusalReason> {
-        let audiences = AssertionAudiences {
-            token_endpoint: &self.token_endpoint,
-            issuer: self.issuer.as_str(),
-        };
-        authn::authenticate(
-            &request.proof,
-            &self.clients,
-            &audiences,
-            &self.replay,
-            self.clock.now(),
-        )
     }
 
     /// Whom the token is for, and who acts: the client itself; a user it acts for
@@ -248,7 +234,7 @@ impl TokenEndpoint {
 impl std::fmt::Debug for TokenEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenEndpoint")
-            .field("issuer", &self.issuer)
+            .field("issuer", self.minter.issuer())
             .finish_non_exhaustive()
     }
 }
