@@ -56,13 +56,22 @@ pub enum Endpoint {
 pub struct ClientCredentials {
     http: reqwest::Client,
     endpoint: Endpoint,
-    discovered: OnceCell<String>,
+    discovered: OnceCell<Discovered>,
+    /// The `aud` of client assertions when no discovery tells it.
+    issuer_identifier: Option<String>,
     client_id: String,
     credential: Credential,
     method: AuthMethod,
     audience: Option<String>,
     scope: Option<String>,
     subject: Option<String>,
+}
+
+/// What discovery told: the issuer identifier (the audience of client assertions) and the token
+/// endpoint.
+struct Discovered {
+    issuer: String,
+    token_endpoint: String,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +121,7 @@ impl ClientCredentials {
             http,
             endpoint,
             discovered: OnceCell::new(),
+            issuer_identifier: None,
             client_id,
             credential,
             method: AuthMethod::default(),
@@ -136,6 +146,15 @@ impl ClientCredentials {
         self
     }
 
+    /// The issuer identifier, as its discovery document spells it: the `aud` of the client
+    /// assertions (`private_key_jwt`), which an svctoken issuer accepts only when it is exactly
+    /// its issuer identifier, never the token endpoint URL. Needed only with
+    /// [`Endpoint::TokenEndpoint`]; with [`Endpoint::Issuer`] it comes from discovery.
+    pub fn issuer_identifier(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer_identifier = Some(issuer.into());
+        self
+    }
+
     /// The `scope` parameter, space-separated. Default none (all of the client's scopes).
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
         self.scope = Some(scope.into());
@@ -154,12 +173,13 @@ impl ClientCredentials {
         self
     }
 
-    async fn token_endpoint(&self) -> Result<&str> {
+    /// The token endpoint, and the issuer identifier if known.
+    async fn endpoints(&self) -> Result<(&str, Option<&str>)> {
         let issuer = match &self.endpoint {
-            Endpoint::TokenEndpoint(url) => return Ok(url),
+            Endpoint::TokenEndpoint(url) => return Ok((url, self.issuer_identifier.as_deref())),
             Endpoint::Issuer(issuer) => issuer,
         };
-        let url = self
+        let found = self
             .discovered
             .get_or_try_init(|| async {
                 let url = format!(
@@ -184,14 +204,17 @@ impl ClientCredentials {
                         doc.issuer
                     )));
                 }
-                Ok(doc.token_endpoint)
+                Ok(Discovered {
+                    issuer: doc.issuer,
+                    token_endpoint: doc.token_endpoint,
+                })
             })
             .await?;
-        Ok(url)
+        Ok((&found.token_endpoint, Some(&found.issuer)))
     }
 
     async fn request(&self) -> Result<FetchedToken> {
-        let endpoint = self.token_endpoint().await?;
+        let (endpoint, issuer) = self.endpoints().await?;
         let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
         if let Some(a) = &self.audience {
             form.push(("audience", a));
@@ -219,7 +242,14 @@ impl ClientCredentials {
                 form.push(("client_secret", secret));
             }
             (Credential::Key(key), _) => {
-                assertion = self.assertion(key, endpoint)?;
+                let audience = issuer.ok_or_else(|| {
+                    Error::Config(
+                        "private_key_jwt needs the issuer identifier as the assertion audience: \
+                         use Endpoint::Issuer, or set issuer_identifier(...)"
+                            .into(),
+                    )
+                })?;
+                assertion = self.assertion(key, audience)?;
                 form.push(("client_id", &self.client_id));
                 form.push(("client_assertion_type", CLIENT_ASSERTION_TYPE));
                 form.push(("client_assertion", &assertion));
@@ -262,9 +292,9 @@ impl ClientCredentials {
 }
 
 impl ClientCredentials {
-    /// A one-minute assertion for the token endpoint: `iss` = `sub` = client id, `aud` = the
-    /// token endpoint URL, a random `jti` (the issuer refuses any replay).
-    fn assertion(&self, key: &SigningKey, endpoint: &str) -> Result<String> {
+    /// A one-minute assertion: `iss` = `sub` = client id, `aud` = the issuer identifier (one
+    /// string), a random `jti` (the issuer refuses any replay).
+    fn assertion(&self, key: &SigningKey, issuer: &str) -> Result<String> {
         let mut jti = [0u8; 16];
         SystemRandom::new()
             .fill(&mut jti)
@@ -273,7 +303,7 @@ impl ClientCredentials {
         let claims = json!({
             "iss": self.client_id,
             "sub": self.client_id,
-            "aud": endpoint,
+            "aud": issuer,
             "iat": now,
             "exp": now + ASSERTION_LIFETIME.as_secs(),
             "jti": URL_SAFE_NO_PAD.encode(jti),

@@ -37,8 +37,6 @@ pub(crate) fn json_segment(segment: &str) -> Result<Map<String, Value>> {
     let bytes = URL_SAFE_NO_PAD
         .decode(segment)
         .map_err(|_| Error::Malformed("segment is not base64url without padding"))?;
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(Error::Malformed("segment is not a JSON object")),
-    }
+    crate::strict_json::object(&bytes)
+        .map_err(|_| Error::Malformed("segment is not a JSON object with unique member names"))
 }

@@ -25,6 +25,10 @@ pub enum Error {
     /// The token's header has a `crit` member; no extension is understood (RFC 7515 section 4.1.11).
     #[error("the token has critical header parameters this verifier does not understand")]
     UnsupportedCritical,
+    /// The header has a member this verifier refuses to act on: `b64` (RFC 7797), `cty`
+    /// (a nested JWT), `enc` or `zip` (JWE).
+    #[error("the token's {0:?} header parameter is not supported")]
+    UnsupportedHeader(&'static str),
     /// No key in the set matches the token's `kid` (or there is no `kid` and several keys).
     #[error("no key matches kid {0:?}")]
     UnknownKey(Option<String>),
@@ -49,6 +53,15 @@ pub enum Error {
     /// A required claim is missing or has the wrong JSON type.
     #[error("claim {0:?} missing or of the wrong type")]
     MissingClaim(&'static str),
+    /// A date claim is not an integer NumericDate between 0 and 9999-12-31 (RFC 7519 section
+    /// 2: seconds since the epoch; fractions and exponents are refused so that no two readers
+    /// can disagree about it).
+    #[error("claim {0:?} is not an integer NumericDate in range")]
+    InvalidDate(&'static str),
+    /// A claim has the wrong JSON type (`iss`, `sub`, `jti` not strings; `aud` not a string or
+    /// an array of strings, or an array where one string is required).
+    #[error("claim {0:?} has the wrong JSON type")]
+    InvalidClaim(&'static str),
     /// A JWK is incomplete or inconsistent (wrong sizes, unknown curve, missing member).
     #[error("invalid JWK: {0}")]
     InvalidJwk(String),

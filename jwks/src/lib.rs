@@ -37,6 +37,7 @@ mod data_uri;
 mod error;
 mod jwk;
 mod key;
+mod strict_json;
 mod thumbprint;
 mod verify;
 
@@ -46,4 +47,4 @@ pub use error::{Error, Result};
 pub use jwk::{Jwk, Jwks};
 pub use key::{RSA_BITS, SigningKey};
 pub use thumbprint::thumbprint;
-pub use verify::{Claims, Validation, Verifier};
+pub use verify::{Claims, MAX_NUMERIC_DATE, MAX_TOKEN_LEN, Validation, Verifier, numeric_date};

@@ -13,6 +13,13 @@ use crate::{Algorithm, Error, Jwks, Result};
 /// A token's verified claims.
 pub type Claims = Map<String, Value>;
 
+/// The longest token [`Verifier::verify`] reads, in bytes: far above any real JWT (a large
+/// identity-provider token is a few KiB), far below what could cost real work to parse.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// The largest NumericDate accepted: 9999-12-31T23:59:59Z.
+pub const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
+
 /// What a token must satisfy besides its signature.
 #[derive(Clone, Debug)]
 pub struct Validation {
@@ -20,6 +27,9 @@ pub struct Validation {
     pub issuer: String,
     /// Audiences accepted: `aud` (a string or an array) must contain one of them.
     pub audiences: Vec<String>,
+    /// When true, `aud` must be one JSON string, never an array: the rule for client
+    /// assertions, whose only audience is the authorization server. Default false.
+    pub single_audience: bool,
     /// Tolerated clock difference on `exp`, `nbf` and `iat`. Default 5 s (as Convex).
     pub leeway: Duration,
     /// Algorithms accepted at all; a key pinned to another algorithm is not used. Default: all.
@@ -38,6 +48,7 @@ impl Validation {
         Validation {
             issuer: issuer.into(),
             audiences: vec![audience.into()],
+            single_audience: false,
             leeway: Duration::from_secs(5),
             algorithms: Algorithm::ALL.to_vec(),
         }
@@ -54,8 +65,13 @@ struct VerifyingKey {
 ///
 /// Each key's algorithm comes from the key (its type and curve, and its `alg` if present), never
 /// from the token: a token whose `alg` differs from its key's is refused, so `none`, HMAC and
-/// RSA/EC confusion can't happen. `jku`, `x5u`, `jwk` and `x5c` headers are ignored; a `crit`
-/// header is refused.
+/// RSA/EC confusion can't happen. `jku`, `x5u`, `jwk` and `x5c` headers are ignored (keys come
+/// only from the set); `crit`, `b64`, `cty`, `enc` and `zip` are refused.
+///
+/// Everything read is held to strict rules (RFC 8725): exactly three base64url segments without
+/// padding or stray bits, JSON objects with unique member names at every depth, `exp` required
+/// and every date an integer NumericDate in range, `iss`, `sub` and `jti` strings when present,
+/// `aud` a string or an array of strings.
 pub struct Verifier {
     keys: Vec<VerifyingKey>,
     validation: Validation,
@@ -88,6 +104,9 @@ impl Verifier {
 
     /// Verifies `token` at time `now` and returns its claims.
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<Claims> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(Error::Malformed("token longer than 16 KiB"));
+        }
         let (signing_input, signature) = token
             .rsplit_once('.')
             .ok_or(Error::Malformed("a compact JWS has exactly three segments"))?;
@@ -101,6 +120,12 @@ impl Verifier {
         if header.contains_key("crit") {
             return Err(Error::UnsupportedCritical);
         }
+        if let Some(refused) = ["b64", "cty", "enc", "zip"]
+            .into_iter()
+            .find(|name| header.contains_key(*name))
+        {
+            return Err(Error::UnsupportedHeader(refused));
+        }
         let alg = header
             .get("alg")
             .and_then(Value::as_str)
@@ -110,6 +135,9 @@ impl Verifier {
             Some(Value::String(kid)) => Some(kid.as_str()),
             Some(_) => return Err(Error::Malformed("kid is not a string")),
         };
+        if header.get("typ").is_some_and(|typ| !typ.is_string()) {
+            return Err(Error::Malformed("typ is not a string"));
+        }
         let key = self.key_for(kid)?;
         if alg != key.alg.as_str() {
             return Err(Error::AlgorithmMismatch {
@@ -138,44 +166,64 @@ impl Verifier {
 
     fn check_claims(&self, claims: &Claims, now: SystemTime) -> Result<()> {
         let v = &self.validation;
-        if claims.get("iss").and_then(Value::as_str) != Some(v.issuer.as_str()) {
-            return Err(match claims.get("iss") {
-                None => Error::MissingClaim("iss"),
-                Some(_) => Error::WrongIssuer,
-            });
+        match claims.get("iss") {
+            None => return Err(Error::MissingClaim("iss")),
+            Some(Value::String(iss)) if *iss == v.issuer => {}
+            Some(Value::String(_)) => return Err(Error::WrongIssuer),
+            Some(_) => return Err(Error::InvalidClaim("iss")),
+        }
+        for name in ["sub", "jti"] {
+            if claims.get(name).is_some_and(|value| !value.is_string()) {
+                return Err(Error::InvalidClaim(name));
+            }
         }
         let accepted = |aud: &str| v.audiences.iter().any(|a| a == aud);
         let audience_ok = match claims.get("aud") {
+            None => return Err(Error::MissingClaim("aud")),
             Some(Value::String(aud)) => accepted(aud),
-            Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(accepted),
-            _ => return Err(Error::MissingClaim("aud")),
+            Some(Value::Array(_)) if v.single_audience => return Err(Error::InvalidClaim("aud")),
+            Some(Value::Array(auds)) => {
+                let mut any = false;
+                for aud in auds {
+                    let aud = aud.as_str().ok_or(Error::InvalidClaim("aud"))?;
+                    any |= accepted(aud);
+                }
+                any
+            }
+            Some(_) => return Err(Error::InvalidClaim("aud")),
         };
         if !audience_ok {
             return Err(Error::WrongAudience);
         }
-        let now = now
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
-        let leeway = v.leeway.as_secs_f64();
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
         let exp = numeric_date(claims, "exp")?.ok_or(Error::MissingClaim("exp"))?;
-        if now >= exp + leeway {
+        let nbf = numeric_date(claims, "nbf")?;
+        let iat = numeric_date(claims, "iat")?;
+        if now >= exp + v.leeway {
             return Err(Error::Expired);
         }
-        if numeric_date(claims, "nbf")?.is_some_and(|nbf| nbf > now + leeway) {
+        if nbf.is_some_and(|nbf| nbf > now + v.leeway) {
             return Err(Error::NotYetValid);
         }
-        if numeric_date(claims, "iat")?.is_some_and(|iat| iat > now + leeway) {
+        if iat.is_some_and(|iat| iat > now + v.leeway) {
             return Err(Error::IssuedInFuture);
         }
         Ok(())
     }
 }
 
-fn numeric_date(claims: &Claims, name: &'static str) -> Result<Option<f64>> {
+/// The date claim `name` as time since the epoch: absent, or an integer NumericDate between 0
+/// and [`MAX_NUMERIC_DATE`]. A fraction (`1.5`), an exponent (`1e9`), a negative or a string
+/// is refused.
+pub fn numeric_date(claims: &Claims, name: &'static str) -> Result<Option<Duration>> {
     match claims.get(name) {
         None => Ok(None),
-        Some(value) => value.as_f64().map(Some).ok_or(Error::MissingClaim(name)),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .filter(|&secs| secs <= MAX_NUMERIC_DATE)
+            .map(|secs| Some(Duration::from_secs(secs)))
+            .ok_or(Error::InvalidDate(name)),
+        Some(_) => Err(Error::InvalidDate(name)),
     }
 }
 
@@ -282,13 +330,115 @@ mod tests {
             with(json!({"exp": null})),
             Err(Error::MissingClaim("exp"))
         ));
+        for exp in [
+            json!("soon"),
+            json!(1.8e9),
+            json!(NOW as f64 + 300.5),
+            json!(-1),
+        ] {
+            assert!(
+                matches!(with(json!({ "exp": exp })), Err(Error::InvalidDate("exp"))),
+                "{exp}"
+            );
+        }
         assert!(matches!(
-            with(json!({"exp": "soon"})),
-            Err(Error::MissingClaim("exp"))
+            with(json!({"exp": MAX_NUMERIC_DATE + 1})),
+            Err(Error::InvalidDate("exp"))
+        ));
+        assert!(with(json!({"exp": MAX_NUMERIC_DATE})).is_ok());
+        assert!(matches!(
+            with(json!({"nbf": 1.5})),
+            Err(Error::InvalidDate("nbf"))
+        ));
+        assert!(matches!(
+            with(json!({"iat": u64::MAX})),
+            Err(Error::InvalidDate("iat"))
+        ));
+        assert!(matches!(
+            with(json!({"iss": ["https://issuer.test"]})),
+            Err(Error::InvalidClaim("iss"))
+        ));
+        assert!(matches!(
+            with(json!({"sub": 7})),
+            Err(Error::InvalidClaim("sub"))
+        ));
+        assert!(matches!(
+            with(json!({"aud": ["convex", 1]})),
+            Err(Error::InvalidClaim("aud"))
         ));
         assert!(matches!(
             with(json!({"iat": NOW + 60})),
             Err(Error::IssuedInFuture)
+        ));
+    }
+
+    #[test]
+    fn single_audience_refuses_arrays() {
+        let (key, _) = setup(Algorithm::ES256);
+        let jwks = Jwks {
+            keys: vec![key.public_jwk().clone()],
+        };
+        let mut validation = Validation::new(ISS, "convex");
+        validation.single_audience = true;
+        let verifier = Verifier::new(&jwks, validation);
+        let mut c = claims();
+        assert!(
+            verifier
+                .verify(&key.sign_jwt(&c).expect("sign"), at(NOW))
+                .is_ok()
+        );
+        for aud in [json!(["convex"]), json!(["convex", "other"])] {
+            c["aud"] = aud;
+            assert!(matches!(
+                verifier.verify(&key.sign_jwt(&c).expect("sign"), at(NOW)),
+                Err(Error::InvalidClaim("aud"))
+            ));
+        }
+    }
+
+    #[test]
+    fn refuses_repeated_members_and_unsupported_headers_even_when_signed() {
+        let (key, verifier) = setup(Algorithm::ES256);
+        let kid = key.kid().to_owned();
+        let signed = |header: &str, payload: &str| {
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header),
+                URL_SAFE_NO_PAD.encode(payload)
+            );
+            let sig = key.sign(input.as_bytes()).expect("sign");
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+        };
+        let header = format!(r#"{{"alg":"ES256","typ":"JWT","kid":"{kid}"}}"#);
+        let payload = format!(
+            r#"{{"iss":"{ISS}","sub":"svc:a","aud":"convex","exp":{}}}"#,
+            NOW + 300
+        );
+        assert!(verifier.verify(&signed(&header, &payload), at(NOW)).is_ok());
+        let twice = payload.replacen(r#""sub":"svc:a""#, r#""sub":"svc:a","sub":"svc:admin""#, 1);
+        assert!(matches!(
+            verifier.verify(&signed(&header, &twice), at(NOW)),
+            Err(Error::Malformed(_))
+        ));
+        let header_twice = format!(r#"{{"alg":"ES256","alg":"ES256","kid":"{kid}"}}"#);
+        assert!(matches!(
+            verifier.verify(&signed(&header_twice, &payload), at(NOW)),
+            Err(Error::Malformed(_))
+        ));
+        for (member, value) in [("b64", "false"), ("cty", r#""JWT""#), ("zip", r#""DEF""#)] {
+            let header = format!(r#"{{"alg":"ES256","kid":"{kid}","{member}":{value}}}"#);
+            assert!(
+                matches!(
+                    verifier.verify(&signed(&header, &payload), at(NOW)),
+                    Err(Error::UnsupportedHeader(_))
+                ),
+                "{member}"
+            );
+        }
+        let huge = "a".repeat(MAX_TOKEN_LEN + 1);
+        assert!(matches!(
+            verifier.verify(&huge, at(NOW)),
+            Err(Error::Malformed(_))
         ));
     }
 

@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 
+use crate::clients::SECRET_PREFIX;
+
 /// What replaces a token-shaped substring of a string field.
 const REDACTED: &str = "[redacted]";
 /// The longest a string field is written, in bytes (longer ones are cut, at a character
@@ -49,22 +51,42 @@ fn compact_jose_end(bytes: &[u8], start: usize) -> Option<usize> {
     (dots >= 2).then_some(at)
 }
 
-/// `text` with every token-shaped substring replaced by `[redacted]`.
+/// Where a client secret starting at `start` (at its [`SECRET_PREFIX`]) ends, if it is one: the
+/// prefix and at least 16 base64url characters.
+fn secret_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let body = start + SECRET_PREFIX.len();
+    let mut at = body;
+    while bytes.get(at).is_some_and(|&b| is_base64url(b)) {
+        at += 1;
+    }
+    (at - body >= 16).then_some(at)
+}
+
+/// `text` with every credential-shaped substring (a compact JWS or JWE, an svctoken client
+/// secret) replaced by `[redacted]`.
 fn scrub(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
     let mut out: Option<String> = None;
     let mut copied = 0;
-    let mut from = 0;
-    while let Some(offset) = text.get(from..).and_then(|rest| rest.find("eyJ")) {
-        let start = from + offset;
-        match compact_jose_end(text.as_bytes(), start) {
+    let mut at = 0;
+    while at < bytes.len() {
+        let rest = bytes.get(at..).unwrap_or_default();
+        let end = if rest.starts_with(b"eyJ") {
+            compact_jose_end(bytes, at)
+        } else if rest.starts_with(SECRET_PREFIX.as_bytes()) {
+            secret_end(bytes, at)
+        } else {
+            None
+        };
+        match end {
             Some(end) => {
                 let out = out.get_or_insert_with(String::new);
-                out.push_str(text.get(copied..start).unwrap_or_default());
+                out.push_str(text.get(copied..at).unwrap_or_default());
                 out.push_str(REDACTED);
                 copied = end;
-                from = end;
+                at = end;
             }
-            None => from = start + 3,
+            None => at += 1,
         }
     }
     match out {
@@ -105,6 +127,13 @@ mod tests {
         assert_eq!(scrub("a.b.c eyJx.y"), "a.b.c eyJx.y");
         // A five-part JWE goes whole.
         assert_eq!(scrub("x eyJa.b.c.d.e y"), "x [redacted] y");
+        // A client secret too, wherever it appears; a short `sts_` word is left alone.
+        let secret = crate::clients::generate_secret().unwrap();
+        assert_eq!(
+            scrub(&format!("subject={}&x", secret.as_str())),
+            "subject=[redacted]&x"
+        );
+        assert_eq!(scrub("sts_short é"), "sts_short é");
     }
 
     #[test]

@@ -32,9 +32,14 @@ impl FromRequest<Issuer> for TokenForm {
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| *addr);
+        let has_query = request.uri().query().is_some();
         let content_type = request.headers().get(CONTENT_TYPE).cloned();
         let authorization = request.headers().get(AUTHORIZATION).cloned();
         let parsed = match Bytes::from_request(request, issuer).await {
+            Ok(body) if has_query => {
+                wipe(body);
+                Err(RefusalReason::QueryString)
+            }
             Ok(body) => {
                 let form = TokenForm::parse(
                     text(content_type.as_ref()),

@@ -70,12 +70,14 @@ pub(crate) fn claimed_client(assertion: &str) -> Option<String> {
 }
 
 /// Verifies `assertion` for `client`: signed by one of its keys (algorithm pinned to the key),
-/// `iss` = `sub` = the client id, `aud` = one of `audiences` (the token endpoint URL or the
-/// issuer), an integer `exp` at most five minutes ahead, a `jti` never seen before.
+/// `iss` = `sub` = the client id, `aud` exactly `issuer` (one JSON string: the audience of an
+/// RFC 7523 client assertion is the authorization server's issuer identifier, and only that,
+/// never the token endpoint URL), an integer `exp` at most five minutes ahead, a `jti` never
+/// seen before.
 pub(crate) fn verify(
     client: &Client,
     assertion: &str,
-    audiences: &[&str],
+    issuer: &str,
     replay: &ReplayCache,
     now: SystemTime,
 ) -> Result<Claims, RefusalReason> {
@@ -83,11 +85,8 @@ pub(crate) fn verify(
     let ClientAuth::Keys(jwks) = &client.auth else {
         return Err(RefusalReason::NotAKeyClient);
     };
-    let mut validation =
-        Validation::new(&client.id, audiences.first().copied().unwrap_or_default());
-    for aud in audiences.iter().skip(1) {
-        validation = validation.or_audience(*aud);
-    }
+    let mut validation = Validation::new(&client.id, issuer);
+    validation.single_audience = true;
     validation.leeway = LEEWAY;
     let claims = match Verifier::new(jwks, validation).verify(assertion, now) {
         Ok(claims) => claims,
@@ -96,10 +95,12 @@ pub(crate) fn verify(
     if claims.get("sub").and_then(Value::as_str) != Some(client.id.as_str()) {
         return fail(AssertionFailure::SubjectNotClient);
     }
-    let now_secs = unix_secs(now);
-    let Some(exp) = claims.get("exp").and_then(Value::as_u64) else {
-        return fail(AssertionFailure::Jose(JoseFailure::MissingClaim));
+    // The verifier has already required `exp` and held it to an integer NumericDate in range.
+    let exp = match svctoken_jwks::numeric_date(&claims, "exp") {
+        Ok(Some(exp)) => exp.as_secs(),
+        _ => return fail(AssertionFailure::Jose(JoseFailure::MissingClaim)),
     };
+    let now_secs = unix_secs(now);
     if exp > now_secs + MAX_ASSERTION_LIFETIME.as_secs() + LEEWAY.as_secs() {
         return fail(AssertionFailure::TooLong);
     }

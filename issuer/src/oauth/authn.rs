@@ -10,8 +10,7 @@ use crate::Settings;
 use crate::clients::Client;
 
 /// The client `proof` authenticates among `settings`' clients; every failure is a reason
-/// mapped to `invalid_client`. An assertion's audience must be the token endpoint URL or the
-/// issuer.
+/// mapped to `invalid_client`. An assertion's audience must be the issuer identifier.
 pub(crate) fn authenticate<'s>(
     proof: &ClientProof,
     settings: &'s Settings,
@@ -31,9 +30,7 @@ pub(crate) fn authenticate<'s>(
                 (None, None) => return Err(RefusalReason::Assertion(AssertionFailure::NoClient)),
             };
             let client = clients.get(id).ok_or(RefusalReason::UnknownClient)?;
-            let token_endpoint = settings.token_endpoint();
-            let accepted = [token_endpoint.as_str(), settings.issuer().as_str()];
-            assertion::verify(client, assertion, &accepted, replay, now)?;
+            assertion::verify(client, assertion, settings.issuer().as_str(), replay, now)?;
             Ok(client)
         }
     }

@@ -164,9 +164,18 @@ impl TokenEndpoint {
     ) -> Result<Granted, Refusal> {
         let request = TokenRequest::parse(form).map_err(|r| Refusal::new(r, None))?;
         let client = authn::authenticate(&request.proof, settings, &self.replay, self.clock.now())
-            .map_err(|r| Refusal::new(r, request.proof.claimed_id()))?;
+            .map_err(|r| {
+                // The log and the audit trail name the client only when it is one we know: an
+                // unknown id is caller text, and may be a credential sent in the wrong field.
+                let known =
+                    (request.proof.claimed_id()).filter(|id| settings.clients().get(id).is_some());
+                Refusal::new(r, known)
+            })?;
+        // Likewise the audience asked for is recorded only when it is a configured one.
         let asked = request.audience.as_deref();
-        let refuse = |reason| Refusal::new(reason, Some(&client.id)).audience(asked);
+        let known_audience =
+            asked.filter(|name| settings.audiences().iter().any(|a| a.name == *name));
+        let refuse = |reason| Refusal::new(reason, Some(&client.id)).audience(known_audience);
         self.rate_limit(client).map_err(refuse)?;
         let (audience, algorithms) =
             policy::audience(client, settings.audiences(), asked).map_err(refuse)?;

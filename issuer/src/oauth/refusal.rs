@@ -16,6 +16,9 @@ pub enum RefusalReason {
         /// The HTTP status: 413 over the limit, else 400.
         status: u16,
     },
+    /// The request URI has a query string: parameters, and above all credentials, belong in
+    /// the body (RFC 6749 sections 2.3.1 and 3.2), where no access log records them.
+    QueryString,
     /// The body is not `application/x-www-form-urlencoded`.
     NotAForm,
     /// The body or a parameter is not UTF-8.
@@ -136,6 +139,8 @@ pub enum JoseFailure {
     Algorithm,
     /// A critical header parameter.
     Critical,
+    /// A header parameter that is refused (`b64`, `cty`, `enc`, `zip`).
+    UnsupportedHeader,
     /// No key matches the `kid`.
     UnknownKey,
     /// The signature does not verify.
@@ -148,8 +153,12 @@ pub enum JoseFailure {
     WrongIssuer,
     /// Wrong audience.
     WrongAudience,
-    /// A required claim is missing or mistyped.
+    /// A required claim is missing.
     MissingClaim,
+    /// A claim has the wrong JSON type (an array `aud` in a client assertion included).
+    InvalidClaim,
+    /// A date is not an integer NumericDate in range.
+    InvalidDate,
     /// Anything else.
     Other,
 }
@@ -161,6 +170,7 @@ impl From<&svctoken_jwks::Error> for JoseFailure {
             E::Malformed(_) | E::Json(_) => JoseFailure::Malformed,
             E::UnsupportedAlgorithm(_) | E::AlgorithmMismatch { .. } => JoseFailure::Algorithm,
             E::UnsupportedCritical => JoseFailure::Critical,
+            E::UnsupportedHeader(_) => JoseFailure::UnsupportedHeader,
             E::UnknownKey(_) => JoseFailure::UnknownKey,
             E::BadSignature => JoseFailure::BadSignature,
             E::Expired => JoseFailure::Expired,
@@ -168,6 +178,8 @@ impl From<&svctoken_jwks::Error> for JoseFailure {
             E::WrongIssuer => JoseFailure::WrongIssuer,
             E::WrongAudience => JoseFailure::WrongAudience,
             E::MissingClaim(_) => JoseFailure::MissingClaim,
+            E::InvalidClaim(_) => JoseFailure::InvalidClaim,
+            E::InvalidDate(_) => JoseFailure::InvalidDate,
             _ => JoseFailure::Other,
         }
     }
@@ -179,13 +191,16 @@ impl JoseFailure {
             JoseFailure::Malformed => "malformed",
             JoseFailure::Algorithm => "algorithm not allowed",
             JoseFailure::Critical => "critical header parameters",
+            JoseFailure::UnsupportedHeader => "unsupported header parameter",
             JoseFailure::UnknownKey => "no key matches the kid",
             JoseFailure::BadSignature => "bad signature",
             JoseFailure::Expired => "expired",
             JoseFailure::NotYetValid => "not valid yet",
             JoseFailure::WrongIssuer => "wrong issuer",
             JoseFailure::WrongAudience => "wrong audience",
-            JoseFailure::MissingClaim => "a required claim is missing or mistyped",
+            JoseFailure::MissingClaim => "a required claim is missing",
+            JoseFailure::InvalidClaim => "a claim has the wrong JSON type",
+            JoseFailure::InvalidDate => "a date is not an integer NumericDate in range",
             JoseFailure::Other => "invalid",
         }
     }
@@ -197,6 +212,7 @@ impl fmt::Display for RefusalReason {
         let text = match self {
             R::BodyUnreadable { status: 413 } => "body over the limit",
             R::BodyUnreadable { .. } => "body unreadable",
+            R::QueryString => "parameters in the query string",
             R::NotAForm => "not a form body",
             R::NotUtf8 => "not UTF-8",
             R::RepeatedParameter(name) => return write!(f, "parameter {name} repeated"),
@@ -285,6 +301,10 @@ impl From<RefusalReason> for OAuthError {
             R::BodyUnreadable { .. } => (
                 C::InvalidRequest,
                 "the request body could not be read (limit 64 KiB)",
+            ),
+            R::QueryString => (
+                C::InvalidRequest,
+                "send the parameters in the form body, not the query string",
             ),
             R::NotAForm => (
                 C::InvalidRequest,

@@ -20,7 +20,7 @@ fn b64(v: &Value) -> String {
 
 fn claims(t: &TestIssuer, id: &str, now: u64) -> Value {
     json!({
-        "iss": id, "sub": id, "aud": format!("{}/oauth/token", t.url),
+        "iss": id, "sub": id, "aud": t.url,
         "iat": now, "exp": now + 60, "jti": format!("jti-{now}-{}", next_jti_suffix()),
     })
 }
@@ -70,15 +70,11 @@ async fn private_key_jwt_accepts_registered_keys_and_refuses_everything_else() {
     );
     let t = spawn_issuer(&config, Arc::new(SystemClock)).await;
 
-    // Each registered algorithm works, with aud = the token endpoint or the issuer.
+    // Each registered algorithm works, with aud = the issuer identifier.
     for (id, key) in [("es", &es), ("rs", &rs), ("ed", &ed)] {
         let token = key.sign_jwt(&claims(&t, id, start)).expect("sign");
         let (status, body) = with_assertion(&t, id, &token).await;
         assert_eq!(status, 200, "{id}: {body}");
-        let mut to_issuer = claims(&t, id, start);
-        to_issuer["aud"] = json!(t.url);
-        let (status, _) = with_assertion(&t, id, &key.sign_jwt(&to_issuer).expect("sign")).await;
-        assert_eq!(status, 200, "{id}: aud = issuer");
     }
     // The client library's source, end to end.
     let source = ClientCredentials::with_private_key(
@@ -90,6 +86,27 @@ async fn private_key_jwt_accepts_registered_keys_and_refuses_everything_else() {
         .token()
         .await
         .expect("the client's private_key_jwt source works");
+    // A token endpoint given directly: the assertion audience (the issuer) must be named.
+    let pem = svctoken_jwks::dangerous::export_pkcs8_pem(&es);
+    let direct = || {
+        ClientCredentials::with_private_key(
+            Endpoint::TokenEndpoint(format!("{}/oauth/token", t.url)),
+            "es",
+            SigningKey::from_pkcs8_pem(&pem).expect("key"),
+        )
+    };
+    let err = TokenCache::new(direct())
+        .token()
+        .await
+        .expect_err("no issuer");
+    assert!(
+        matches!(&err, svctoken_client::Error::Config(m) if m.contains("issuer_identifier")),
+        "{err}"
+    );
+    TokenCache::new(direct().issuer_identifier(t.url.clone()))
+        .token()
+        .await
+        .expect("direct endpoint with the issuer identifier");
 
     let replayed = es.sign_jwt(&claims(&t, "es", start)).expect("sign");
     assert_eq!(with_assertion(&t, "es", &replayed).await.0, 200);
@@ -99,6 +116,20 @@ async fn private_key_jwt_accepts_registered_keys_and_refuses_everything_else() {
     let mut c = claims(&t, "es", start);
     c["aud"] = json!("https://elsewhere.example/oauth/token");
     cases.push(("wrong aud", es.sign_jwt(&c).expect("sign")));
+    // The audience is this issuer and only this issuer: not the token endpoint URL (which
+    // RFC 7523 once allowed), not an array, not an array holding the issuer among others.
+    let mut c = claims(&t, "es", start);
+    c["aud"] = json!(format!("{}/oauth/token", t.url));
+    cases.push(("aud = token endpoint", es.sign_jwt(&c).expect("sign")));
+    let mut c = claims(&t, "es", start);
+    c["aud"] = json!([t.url]);
+    cases.push(("aud = [issuer]", es.sign_jwt(&c).expect("sign")));
+    let mut c = claims(&t, "es", start);
+    c["aud"] = json!([t.url, "https://other.example"]);
+    cases.push(("aud with two audiences", es.sign_jwt(&c).expect("sign")));
+    let mut c = claims(&t, "es", start);
+    c["exp"] = json!(start as f64 + 60.5);
+    cases.push(("fractional exp", es.sign_jwt(&c).expect("sign")));
     let mut c = claims(&t, "es", start - 600);
     c["exp"] = json!(start - 10);
     cases.push(("expired", es.sign_jwt(&c).expect("sign")));
