@@ -386,14 +386,7 @@ mod tests {
     fn standard_claims_are_minted_only_with_their_oidc_types() {
         let (minter, jwks, clock) = minter_at(Algorithm::EdDSA);
         let req = MintRequest::new("svc:a", "convex");
-        for (name, value) in [
-            ("email_verified", json!("yes")),
-            ("name", json!(5)),
-            ("address", json!("1 Main St")),
-            ("updated_at", json!("2024-01-01")),
-            ("amr", json!("pwd")),
-            ("auth_time", json!("soon")),
-        ] {
+        for (name, value) in crate::oidc::mistyped_examples() {
             let mut extra = Map::new();
             extra.insert(name.into(), value);
             assert!(

@@ -177,6 +177,19 @@ pub fn check_standard_claim(name: &str, value: &Value) -> Result<()> {
     }
 }
 
+/// Standard claims with a JSON type OIDC parsers refuse, one of each kind (for tests).
+#[cfg(any(test, feature = "test-util"))]
+pub fn mistyped_examples() -> [(&'static str, Value); 6] {
+    [
+        ("email_verified", Value::from("yes")),
+        ("name", Value::from(5)),
+        ("address", Value::from("1 Main St")),
+        ("updated_at", Value::from("2024-01-01")),
+        ("amr", Value::from("pwd")),
+        ("auth_time", Value::from("soon")),
+    ]
+}
+
 /// The JSON type of `value`, with its article.
 fn json_type(value: &Value) -> &'static str {
     match value {
