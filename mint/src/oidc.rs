@@ -50,13 +50,19 @@ impl Shape {
         let ok = match (self, value) {
             (Shape::String, Value::String(_)) | (Shape::Boolean, Value::Bool(_)) => true,
             (Shape::NumericDate, Value::Number(n)) => {
-                return match n.as_u64() {
-                    Some(secs) if secs <= MAX_NUMERIC_DATE => None,
-                    Some(_) => Some("a date after the year 9999".into()),
-                    None if n.is_f64() && n.as_f64().is_some_and(|f| f.fract() != 0.0) => {
-                        Some("a fractional number".into())
-                    }
-                    None => Some("a number outside 0..=253402300799".into()),
+                // A whole float (`1700000000.0`) is read as the same second.
+                let secs = n.as_f64().unwrap_or(f64::NAN);
+                return if n.as_u64().is_none() && secs.fract() != 0.0 {
+                    Some("a fractional number".into())
+                } else if secs < 0.0 {
+                    Some("a date before 1970".into())
+                } else if n
+                    .as_u64()
+                    .map_or(secs > MAX_NUMERIC_DATE as f64, |s| s > MAX_NUMERIC_DATE)
+                {
+                    Some("a date after the year 9999".into())
+                } else {
+                    None
                 };
             }
             (Shape::StringArray, Value::Array(items)) => {
@@ -294,15 +300,18 @@ mod tests {
                 "must be a number of whole seconds since 1970 (a NumericDate), not a string",
             ),
             ("updated_at", json!(1.5), "not a fractional number"),
-            (
-                "auth_time",
-                json!(-1),
-                "not a number outside 0..=253402300799",
-            ),
+            ("auth_time", json!(-1), "not a date before 1970"),
+            ("auth_time", json!(-1.0), "not a date before 1970"),
             (
                 "auth_time",
                 json!(253_402_300_800u64),
-                "after the year 9999",
+                "not a date after the year 9999",
+            ),
+            ("auth_time", json!(2.6e11), "not a date after the year 9999"),
+            (
+                "auth_time",
+                json!(u64::MAX),
+                "not a date after the year 9999",
             ),
             ("auth_time", json!("soon"), "not a string"),
             (
@@ -334,7 +343,7 @@ mod tests {
             "picture": "https://p.example/a.png", "website#fr": "https://a.example",
             "email": "ada@example.com", "email_verified": true, "phone_number_verified": false,
             "address": {"formatted": "1 Main St", "country": "UK"},
-            "updated_at": 1_700_000_000, "auth_time": 0, "amr": ["pwd", "otp"], "amr#x": 1,
+            "updated_at": 1_700_000_000.0, "auth_time": 0, "amr": ["pwd", "otp"], "amr#x": 1,
             "acr": "urn:mace:incommon:iap:silver", "azp": "worker", "nonce": "n",
             "at_hash": "x", "c_hash": "y", "acr#en": 5,
             "team": "payments", "svc": {"tier": 2}, "roles": ["a"], "weight": 1.5, "x": null,
