@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use serde_json::{Map, Value};
-use svctoken_mint::{MintRequest, Minter, SystemClock};
+use svctoken_mint::{MintRequest, Minter, SystemClock, check_custom_claims};
 
 use crate::{ConfigArgs, open_keyring, settings};
 
@@ -45,6 +45,8 @@ pub(crate) fn mint(
         let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.into()));
         extra.insert(name.to_owned(), value);
     }
+    // Before the key store is opened (or created): a refused claim changes nothing on disk.
+    check_custom_claims(&extra)?;
     let ring = open_keyring(&settings)?;
     let minter = Minter::new(
         settings.issuer().clone(),

@@ -439,6 +439,24 @@ fn keys_commands_never_create_a_store() {
     assert!(ok(&svctoken(&cwd, &["keys", "list", "--data-dir", t])).contains(" active "));
 }
 
+/// The claims of a token `mint` printed, verified against every key in the store in `data`
+/// (issuer `issuer`, audience `convex`).
+fn verify_offline(data: &Path, issuer: &str, token: &str) -> serde_json::Map<String, Value> {
+    let store = FileStore::open(data).expect("store");
+    let jwks = Jwks {
+        keys: store
+            .load()
+            .expect("load")
+            .keys
+            .iter()
+            .map(|k| k.public.clone())
+            .collect(),
+    };
+    Verifier::new(&jwks, Validation::new(issuer, "convex"))
+        .verify(token.trim(), SystemTime::now())
+        .expect("valid")
+}
+
 #[test]
 fn mint_signs_offline_and_explains_bad_requests() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -465,19 +483,7 @@ fn mint_signs_offline_and_explains_bad_requests() {
             d,
         ],
     ));
-    let store = FileStore::open(d).expect("store");
-    let jwks = Jwks {
-        keys: store
-            .load()
-            .expect("load")
-            .keys
-            .iter()
-            .map(|k| k.public.clone())
-            .collect(),
-    };
-    let claims = Verifier::new(&jwks, Validation::new(issuer, "convex"))
-        .verify(token.trim(), SystemTime::now())
-        .expect("valid");
+    let claims = verify_offline(Path::new(d), issuer, &token);
     assert_eq!(claims["sub"], "svc:backfill");
     assert_eq!(claims["tier"], 2);
     assert_eq!(claims["team"], "payments");
@@ -501,6 +507,121 @@ fn mint_signs_offline_and_explains_bad_requests() {
         let err = fails(&svctoken(dir.path(), &full));
         assert!(err.contains(expect), "{full:?}: {err}");
     }
+}
+
+/// A custom claim named like an OpenID Connect standard claim, with another JSON type, would
+/// make a convex-oidc audience refuse the whole token: the issuer won't start with one in its
+/// configuration, and `mint --claim` refuses it before touching the key store.
+#[test]
+fn standard_oidc_claims_with_the_wrong_type_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let oidc = "issuer = \"https://auth.example.com\"\n[audit]\nfile = \"\"\n[keys]\nalgorithm = \"EdDSA\"\n\
+                [[audiences]]\nname = \"convex\"\nprofile = \"convex-oidc\"\n";
+    let client = |claims: &str| {
+        format!(
+            "{oidc}[[clients]]\nid = \"worker\"\nsecret_sha256 = \"{}\"\nclaims = {{ {claims} }}\n",
+            "ab".repeat(32)
+        )
+    };
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        client("email_verified = \"yes\""),
+    )
+    .expect("write");
+    let err = fails(&svctoken(
+        dir.path(),
+        &[
+            "serve",
+            "--config",
+            "bad.toml",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            "serve-data",
+        ],
+    ));
+    assert!(err.starts_with("svctoken: "), "{err}");
+    assert!(err.contains("bad.toml"), "{err}");
+    assert!(
+        err.contains(
+            "client \"worker\": mint: claim \"email_verified\" must be a boolean, not a string \
+             (an OpenID Connect standard claim: OIDC verifiers, a convex-oidc audience among \
+             them, refuse the whole token otherwise)"
+        ),
+        "{err}"
+    );
+
+    std::fs::write(dir.path().join("oidc.toml"), oidc).expect("write");
+    let mint = |claims: &[&str], data: &str| {
+        let mut args = vec![
+            "mint",
+            "--sub",
+            "svc:report",
+            "--aud",
+            "convex",
+            "--config",
+            "oidc.toml",
+            "--data-dir",
+            data,
+        ];
+        for claim in claims {
+            args.extend(["--claim", claim]);
+        }
+        svctoken(dir.path(), &args)
+    };
+    for (claim, expect) in [
+        (
+            "email_verified=yes",
+            "\"email_verified\" must be a boolean, not a string",
+        ),
+        ("name=5", "\"name\" must be a string, not a number"),
+        (
+            "address=1 Main St",
+            "\"address\" must be an object whose members are strings",
+        ),
+        (
+            "updated_at=2024-01-01",
+            "\"updated_at\" must be a number of whole seconds",
+        ),
+        (
+            "amr=pwd",
+            "\"amr\" must be an array of strings, not a string",
+        ),
+        (
+            "auth_time=soon",
+            "\"auth_time\" must be a number of whole seconds",
+        ),
+        ("name#en=[1]", "\"name#en\" must be a string, not an array"),
+    ] {
+        let err = fails(&mint(&[claim], "refused-data"));
+        assert!(err.contains(expect), "{claim}: {err}");
+        assert!(
+            !dir.path().join("refused-data").exists(),
+            "{claim}: no key store created"
+        );
+    }
+
+    let token = ok(&mint(
+        &[
+            "email=ada@example.com",
+            "email_verified=true",
+            "name=Ada",
+            "address={\"formatted\": \"1 Main St\"}",
+            "updated_at=1700000000",
+            "amr=[\"pwd\"]",
+        ],
+        "data",
+    ));
+    let claims = verify_offline(&dir.path().join("data"), "https://auth.example.com", &token);
+    assert_eq!(claims["email"], "ada@example.com");
+    assert_eq!(claims["email_verified"], true);
+    assert_eq!(claims["name"], "Ada");
+    assert_eq!(
+        claims["address"],
+        serde_json::json!({"formatted": "1 Main St"})
+    );
+    assert_eq!(claims["updated_at"], 1_700_000_000);
+    assert_eq!(claims["amr"], serde_json::json!(["pwd"]));
 }
 
 #[test]

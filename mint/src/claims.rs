@@ -1,4 +1,5 @@
-//! Reserved claim names: custom claims may not use them.
+//! Custom claims: reserved names are refused, and standard OpenID Connect names must have their
+//! standard type.
 
 use serde_json::{Map, Value};
 
@@ -22,13 +23,15 @@ pub const RESERVED_CLAIMS: [&str; 13] = [
     "scope",
 ];
 
-/// Refuses custom claims that use a reserved name.
+/// Refuses custom claims that use a reserved name, or an OpenID Connect standard claim's name
+/// with a value OIDC parsers refuse ([`crate::oidc::check_standard_claims`]), whatever the
+/// audience.
 pub fn check_custom_claims(claims: &Map<String, Value>) -> Result<()> {
-    match claims
+    if let Some(name) = claims
         .keys()
         .find(|k| RESERVED_CLAIMS.contains(&k.as_str()))
     {
-        Some(name) => Err(Error::ReservedClaim(name.clone())),
-        None => Ok(()),
+        return Err(Error::ReservedClaim(name.clone()));
     }
+    crate::oidc::check_standard_claims(claims)
 }

@@ -9,6 +9,18 @@ pub enum Error {
     /// A custom claim uses a name svctoken sets itself or Convex reserves.
     #[error("custom claim {0:?} is reserved; reserved names are {names}", names = crate::RESERVED_CLAIMS.join(" "))]
     ReservedClaim(String),
+    /// A custom claim named like an OpenID Connect standard claim, with a value OIDC parsers
+    /// refuse (`problem` says what it must be and what it is).
+    #[error(
+        "claim {claim:?} {problem} (an OpenID Connect standard claim: OIDC verifiers, a \
+         convex-oidc audience among them, refuse the whole token otherwise)"
+    )]
+    StandardClaim {
+        /// The claim's name, as given.
+        claim: String,
+        /// What is wrong, e.g. `must be a boolean, not a string`.
+        problem: String,
+    },
     /// The token lifetime is zero.
     #[error("the lifetime must be at least one second")]
     ZeroLifetime,

@@ -23,6 +23,7 @@
 //! # Layout
 //! - `minter`: [`Minter`], [`MintRequest`], [`Minted`], the token format.
 //! - `claims`: [`RESERVED_CLAIMS`] and the custom claim check.
+//! - [`oidc`]: the JSON type each OpenID Connect standard claim must have.
 //! - `actor`: [`Actor`], the `act` chain, and the subject rules.
 //! - `issuer_url`: [`IssuerUrl`].
 //! - `access_token`: [`AccessToken`].
@@ -37,6 +38,7 @@ mod error;
 mod issuer_url;
 mod minter;
 pub mod oauth;
+pub mod oidc;
 
 pub use access_token::AccessToken;
 pub use actor::{Actor, MAX_ACTOR_DEPTH, MAX_SUBJECT_LEN, check_subject};

@@ -291,6 +291,16 @@ mod tests {
         IssuerUrl::parse("https://auth.test").expect("valid")
     }
 
+    /// A minter with a fresh `alg` key at a fixed time, the JWKS to verify it, and its clock.
+    fn minter_at(alg: Algorithm) -> (Minter, Jwks, Arc<MockClock>) {
+        let clock = Arc::new(MockClock::at_unix(1_800_000_000));
+        let key = SigningKey::generate(alg).expect("key");
+        let jwks = Jwks {
+            keys: vec![key.public_jwk().clone()],
+        };
+        (Minter::with_key(issuer(), key, clock.clone()), jwks, clock)
+    }
+
     #[test]
     fn jtis_are_never_repeated_across_pool_refills() {
         let (rng, mut pool) = (SystemRandom::new(), JtiPool::empty());
@@ -303,12 +313,7 @@ mod tests {
 
     #[test]
     fn mints_the_designed_claims() {
-        let clock = Arc::new(MockClock::at_unix(1_800_000_000));
-        let key = SigningKey::generate(Algorithm::ES256).expect("key");
-        let jwks = Jwks {
-            keys: vec![key.public_jwk().clone()],
-        };
-        let minter = Minter::with_key(issuer(), key, clock.clone());
+        let (minter, jwks, clock) = minter_at(Algorithm::ES256);
         let extra = json!({"team": "payments", "svc": {"tier": 2}});
         let actor = Actor::new("svc:billing");
         let minted = minter
@@ -375,5 +380,32 @@ mod tests {
         let a = minter.mint(&req).expect("mint");
         let b = minter.mint(&req).expect("mint");
         assert_ne!(a.jti, b.jti);
+    }
+
+    #[test]
+    fn standard_claims_are_minted_only_with_their_oidc_types() {
+        let (minter, jwks, clock) = minter_at(Algorithm::EdDSA);
+        let req = MintRequest::new("svc:a", "convex");
+        for (name, value) in crate::oidc::mistyped_examples() {
+            let mut extra = Map::new();
+            extra.insert(name.into(), value);
+            assert!(
+                matches!(minter.mint(&req.claims(&extra)), Err(Error::StandardClaim { claim, .. }) if claim == name),
+                "{name}"
+            );
+        }
+        let typed = json!({
+            "email": "ada@example.com", "email_verified": true, "name": "Ada",
+            "address": {"formatted": "1 Main St"}, "updated_at": 1_700_000_000, "amr": ["pwd"],
+        });
+        let minted = minter
+            .mint(&req.claims(typed.as_object().expect("object")))
+            .expect("typed standard claims are minted");
+        let claims = Verifier::new(&jwks, Validation::new("https://auth.test", "convex"))
+            .verify(minted.token.secret(), clock.now())
+            .expect("valid");
+        for (name, value) in typed.as_object().expect("object") {
+            assert_eq!(&claims[name], value, "{name}");
+        }
     }
 }

@@ -10,7 +10,13 @@
 //! * [`Provider::CustomJwt`]: a pinned algorithm (RS256 or ES256), a JWKS given
 //!   as an http(s) URL or a `data:` URI, an optional application id (`aud`).
 //! * [`Provider::Oidc`]: OpenID Connect discovery from the token's `iss`,
-//!   RS256 or EdDSA, `aud` must contain the application id.
+//!   RS256 or EdDSA, `aud` must contain the application id; the payload must
+//!   parse as an OpenID Connect ID token ([`parse_id_token`]: every standard
+//!   claim typed).
+//!
+//! The [`Identity`] each builds (customJwt: claims flattened to dotted names;
+//! OIDC: standard claims as typed camelCase fields, other claims as they are)
+//! comes from [`custom_jwt_fields`] and [`parse_id_token`].
 //!
 //! All HTTP traffic (JWKS and discovery documents) goes through one cache per
 //! [`ConvexAuth`] (clones share it) that obeys `Cache-Control` / `Expires`
@@ -28,6 +34,10 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD
 use ring::signature::{self, UnparsedPublicKey};
 use serde_json::{Map, Value};
 
+mod identity;
+
+pub use identity::{IdTokenClaims, custom_jwt_fields, parse_id_token};
+
 /// The clock used for every time decision (token lifetimes and cache freshness).
 pub type Now = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
@@ -40,30 +50,6 @@ pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Claims that never become identity fields.
 const REGISTERED_CLAIMS: [&str; 7] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
-
-/// OIDC standard claims and the identity field each one becomes. Later entries
-/// win when two claims map to the same field (`profile` beats `profile_url`).
-const OIDC_STANDARD_CLAIMS: [(&str, &str); 19] = [
-    ("name", "name"),
-    ("given_name", "givenName"),
-    ("family_name", "familyName"),
-    ("nickname", "nickname"),
-    ("preferred_username", "preferredUsername"),
-    ("profile_url", "profileUrl"),
-    ("profile", "profileUrl"),
-    ("picture", "pictureUrl"),
-    ("website", "website"),
-    ("email", "email"),
-    ("email_verified", "emailVerified"),
-    ("gender", "gender"),
-    ("birthdate", "birthday"),
-    ("zoneinfo", "timezone"),
-    ("locale", "language"),
-    ("phone_number", "phoneNumber"),
-    ("phone_number_verified", "phoneNumberVerified"),
-    ("address", "address"),
-    ("updated_at", "updatedAt"),
-];
 
 /// Discovery statuses that Convex passes back to the client unchanged.
 const DISCOVERY_PASSTHROUGH_STATUSES: [u16; 6] = [401, 403, 404, 421, 425, 429];
@@ -143,6 +129,10 @@ pub enum Reason {
     MissingClaim(&'static str),
     /// A claim has the wrong JSON type (e.g. a non-integer `exp`).
     InvalidClaim(&'static str),
+    /// OIDC: the payload does not parse as an OpenID Connect ID token because of this claim
+    /// (a standard claim of the wrong JSON type, a language tag on a claim that takes none,
+    /// or a claim given twice).
+    IdTokenClaim(String),
     /// `exp` has passed (beyond the leeway, for `customJwt`).
     Expired,
     /// `nbf` is more than the leeway in the future.
@@ -185,6 +175,7 @@ impl fmt::Display for Reason {
             Reason::IssuerMismatch => f.write_str("issuer mismatch"),
             Reason::MissingClaim(c) => write!(f, "missing claim `{c}`"),
             Reason::InvalidClaim(c) => write!(f, "invalid claim `{c}`"),
+            Reason::IdTokenClaim(c) => write!(f, "not an OIDC ID token: claim `{c}`"),
             Reason::Expired => f.write_str("expired"),
             Reason::NotYetValid => f.write_str("not yet valid (nbf)"),
             Reason::IatInFuture => f.write_str("issued in the future (iat)"),
@@ -488,18 +479,11 @@ impl ConvexAuth {
             }
         }
 
-        let mut fields = Map::new();
-        for (name, value) in &token.payload {
-            if REGISTERED_CLAIMS.contains(&name.as_str()) {
-                continue;
-            }
-            flatten_claim(name, value, &mut fields);
-        }
         Ok(Identity {
             token_identifier: format!("{iss}|{sub}"),
             subject: sub.to_owned(),
             issuer: iss.to_owned(),
-            fields,
+            fields: custom_jwt_fields(&token.payload),
         })
     }
 
@@ -628,18 +612,20 @@ impl ConvexAuth {
             .map_err(|e| ConvexAuthError::discovery(400, Reason::JwksFetch, e))?;
         let keys = parse_oidc_jwks(&body)
             .map_err(|e| ConvexAuthError::discovery(400, Reason::JwksParse, e))?;
+        // The token is parsed as an ID token before its signature is checked.
+        let claims = parse_id_token(&token.payload)?;
         let key = select_oidc_key(&keys, alg, kid)?;
         verify_signature(&key.material, alg, token)?;
 
         // Claims.
-        let sub = required_str(&token.payload, "sub")?;
-        let Some(audiences) = claim_audiences(&token.payload)? else {
+        let audiences = &claims.audiences;
+        if audiences.is_empty() {
             return Err(ConvexAuthError::invalid(
                 Reason::MissingClaim("aud"),
                 "OIDC tokens require `aud`",
             ));
-        };
-        if !audiences.contains(&application_id) {
+        }
+        if !audiences.iter().any(|a| a == application_id) {
             return Err(ConvexAuthError::invalid(
                 Reason::WrongAudience,
                 format!("`aud` does not contain {application_id:?}"),
@@ -651,34 +637,22 @@ impl ConvexAuth {
                 format!("`aud` has {} entries", audiences.len()),
             ));
         }
-        let now = self.now_secs();
-        let exp = required_int(&token.payload, "exp")?;
-        if now >= exp {
+        let now = self.now();
+        if now >= SystemTime::from(claims.expiration) {
             return Err(ConvexAuthError::invalid(
                 Reason::Expired,
-                format!("exp {exp} is not after now {now} (no leeway for OIDC)"),
+                format!(
+                    "exp {} is not after now {} (no leeway for OIDC)",
+                    claims.expiration.timestamp(),
+                    unix_secs(now)
+                ),
             ));
         }
-        required_int(&token.payload, "iat")?;
-
-        let mut fields = Map::new();
-        let standard = |name: &str| OIDC_STANDARD_CLAIMS.iter().any(|(claim, _)| *claim == name);
-        for (name, value) in &token.payload {
-            if REGISTERED_CLAIMS.contains(&name.as_str()) || standard(name) {
-                continue;
-            }
-            fields.insert(name.clone(), value.clone());
-        }
-        for (claim, field) in OIDC_STANDARD_CLAIMS {
-            if let Some(value) = token.payload.get(claim) {
-                fields.insert(field.to_owned(), value.clone());
-            }
-        }
         Ok(Identity {
-            token_identifier: format!("{iss}|{sub}"),
-            subject: sub.to_owned(),
+            token_identifier: format!("{iss}|{}", claims.subject),
+            subject: claims.subject,
             issuer: iss.to_owned(),
-            fields,
+            fields: claims.fields,
         })
     }
 }
@@ -801,20 +775,6 @@ fn claim_audiences(claims: &Map<String, Value>) -> Result<Option<Vec<&str>>, Con
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
         Some(_) => Err(invalid()),
-    }
-}
-
-/// Nested objects become dotted keys, recursively; everything else is kept as is.
-fn flatten_claim(name: &str, value: &Value, out: &mut Map<String, Value>) {
-    match value {
-        Value::Object(inner) => {
-            for (key, nested) in inner {
-                flatten_claim(&format!("{name}.{key}"), nested, out);
-            }
-        }
-        other => {
-            out.insert(name.to_owned(), other.clone());
-        }
     }
 }
 
@@ -2621,7 +2581,7 @@ mod tests {
             "website": "https://w", "email": "ada@example.com", "email_verified": true,
             "gender": "f", "birthdate": "1815-12-10", "zoneinfo": "Europe/London", "locale": "en-GB",
             "phone_number": "+44", "phone_number_verified": false,
-            "address": {"country": "UK"}, "updated_at": 1234,
+            "address": {"formatted": "1 Main St", "country": "UK"}, "updated_at": 1234,
             "org": {"id": 7}, "roles": ["a"],
         }));
         let identity = accept(&auth, &token).await;
@@ -2630,10 +2590,10 @@ mod tests {
         let expected = json!({
             "name": "Ada", "givenName": "Ada", "familyName": "Lovelace", "nickname": "ada",
             "preferredUsername": "ada.l", "profileUrl": "https://p", "pictureUrl": "https://pic",
-            "website": "https://w", "email": "ada@example.com", "emailVerified": true,
+            "websiteUrl": "https://w", "email": "ada@example.com", "emailVerified": true,
             "gender": "f", "birthday": "1815-12-10", "timezone": "Europe/London", "language": "en-GB",
             "phoneNumber": "+44", "phoneNumberVerified": false,
-            "address": {"country": "UK"}, "updatedAt": 1234,
+            "address": "1 Main St", "updatedAt": "1970-01-01T00:20:34+00:00",
             "org": {"id": 7}, "roles": ["a"],
         });
         assert_eq!(Value::Object(identity.fields), expected);

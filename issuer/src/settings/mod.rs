@@ -502,6 +502,58 @@ mod tests {
     }
 
     #[test]
+    fn standard_oidc_claims_must_have_their_standard_types() {
+        let config = |profile: &str, claims: &str| {
+            format!(
+                "[keys]\nalgorithm = \"RS256\"\n[[audiences]]\nname = \"convex\"\n\
+                 profile = \"{profile}\"\n[[clients]]\nid = \"a\"\nsecret_sha256 = \"{HASH}\"\n\
+                 claims = {{ {claims} }}\n"
+            )
+        };
+        let err = load(&config("convex-oidc", "email_verified = \"yes\""))
+            .expect_err("a string email_verified")
+            .to_string();
+        assert!(err.contains("client \"a\""), "{err}");
+        assert!(
+            err.contains(
+                "claim \"email_verified\" must be a boolean, not a string (an OpenID Connect \
+                 standard claim: OIDC verifiers, a convex-oidc audience among them, refuse the \
+                 whole token otherwise)"
+            ),
+            "{err}"
+        );
+        for (claims, expect) in [
+            ("name = 5", "\"name\" must be a string, not a number"),
+            ("address = \"1 Main St\"", "\"address\" must be an object"),
+            (
+                "updated_at = \"2024-01-01\"",
+                "\"updated_at\" must be a number",
+            ),
+            ("amr = \"pwd\"", "\"amr\" must be an array of strings"),
+            ("auth_time = \"soon\"", "\"auth_time\" must be a number"),
+            ("\"email#en\" = \"a@b\"", "takes no language tag"),
+        ] {
+            // Refused whatever the audience's profile: the names mean the same everywhere.
+            for profile in ["convex-oidc", "convex-custom-jwt", "generic"] {
+                let err = load(&config(profile, claims))
+                    .expect_err(claims)
+                    .to_string();
+                assert!(err.contains(expect), "{profile} {claims}: {err}");
+            }
+        }
+        let typed = load(&config(
+            "convex-oidc",
+            "email = \"ada@example.com\", email_verified = true, \"name#fr\" = \"Ada\", \
+             updated_at = 1700000000, address = { formatted = \"1 Main St\" }, amr = [\"pwd\"]",
+        ))
+        .expect("typed standard claims are accepted");
+        let client = typed.clients().get("a").expect("client");
+        assert_eq!(client.claims["email_verified"], true);
+        assert_eq!(client.claims["updated_at"], 1_700_000_000);
+        assert_eq!(client.claims["address"]["formatted"], "1 Main St");
+    }
+
+    #[test]
     fn refuses_what_would_break_consumers_with_a_fix() {
         let client =
             |extra: &str| format!("[[clients]]\nid = \"a\"\nsecret_sha256 = \"{HASH}\"\n{extra}");

@@ -205,3 +205,105 @@ async fn data_uri_provider_never_fetches() {
     convex.verify(&t.token(&[]).await).await.expect("accepted");
     assert_eq!(convex.fetch_count(), 0);
 }
+
+/// Custom claims named like OpenID Connect standard claims, with their standard types: a
+/// Convex OIDC provider shows them as typed camelCase fields (and drops `amr` and tagged
+/// variants); customJwt shows them under their own names, flattened. With another type they
+/// could not have been minted: the issuer refuses such a configuration, and a token carrying one
+/// anyway (signed with the same key by hand) is refused by the OIDC provider as a whole.
+#[tokio::test]
+async fn typed_standard_claims_reach_the_identity_and_mistyped_ones_never_do() {
+    let clock = Arc::new(MockClock::at_unix(START));
+    let standard = "email = \"ada@example.com\", email_verified = true, name = \"Billing\", \
+                    \"name#fr\" = \"Facturation\", website = \"https://billing.example\", \
+                    address = { formatted = \"1 Main St\", country = \"UK\" }, \
+                    updated_at = 1700000000, amr = [\"pwd\"], team = \"payments\"";
+    let config = |algorithm: &str, profile: &str, claims: &str| {
+        format!(
+            "[keys]\nalgorithm = \"{algorithm}\"\n[[audiences]]\nname = \"convex\"\n\
+             profile = \"{profile}\"\n{}",
+            worker_client(&format!("claims = {{ {claims} }}"))
+        )
+    };
+
+    let t = spawn_issuer(&config("EdDSA", "convex-oidc", standard), clock.clone()).await;
+    let convex = convex_with_clock(vec![provider(&t, None)], clock.clone());
+    let token = t.token(&[]).await;
+    let identity = convex.verify(&token).await.expect("Convex accepts it");
+    assert_eq!(
+        serde_json::Value::Object(identity.fields),
+        json!({
+            "email": "ada@example.com", "emailVerified": true, "name": "Billing",
+            "websiteUrl": "https://billing.example", "address": "1 Main St",
+            "updatedAt": "2023-11-14T22:13:20+00:00", "client_id": "worker", "team": "payments",
+        })
+    );
+
+    // Signed by hand with the issuer's own key: Convex can't parse it as an ID token.
+    let (_, mut claims) = svctoken_jwks::dangerous::decode_unverified(&token).expect("decodes");
+    for (name, value) in svctoken_mint::oidc::mistyped_examples() {
+        let original = claims.insert(name.to_owned(), value.clone());
+        let forged = t
+            .issuer
+            .minter()
+            .active_key()
+            .sign_jwt(&claims)
+            .expect("sign");
+        let err = convex.verify(&forged).await.expect_err(name);
+        assert_eq!(err.reason(), &Reason::IdTokenClaim(name.into()), "{err}");
+        assert_eq!((err.status(), err.code()), (401, "InvalidAuthHeader"));
+        match original {
+            Some(v) => claims.insert(name.to_owned(), v),
+            None => claims.remove(name),
+        };
+
+        // And the issuer would not have started with it in its configuration.
+        let toml = format!("{name} = {value}");
+        let refused = svctoken_issuer::settings::Settings::from_toml(
+            &config("EdDSA", "convex-oidc", &toml),
+            &svctoken_issuer::settings::Overrides::default(),
+        )
+        .expect_err(name)
+        .to_string();
+        assert!(
+            refused.contains(&format!("claim \"{name}\" must be")),
+            "{refused}"
+        );
+    }
+    convex
+        .verify(
+            &t.issuer
+                .minter()
+                .active_key()
+                .sign_jwt(&claims)
+                .expect("sign"),
+        )
+        .await
+        .expect("restored claims are accepted again");
+    t.stop().await;
+
+    // customJwt shows the same claims under their own names, flattened.
+    let t = spawn_issuer(
+        &config("ES256", "convex-custom-jwt", standard),
+        clock.clone(),
+    )
+    .await;
+    let convex = convex_with_clock(
+        vec![provider(&t, Some(CustomJwtAlgorithm::ES256))],
+        clock.clone(),
+    );
+    let identity = convex
+        .verify(&t.token(&[]).await)
+        .await
+        .expect("Convex accepts it");
+    assert_eq!(
+        serde_json::Value::Object(identity.fields),
+        json!({
+            "email": "ada@example.com", "email_verified": true, "name": "Billing",
+            "name#fr": "Facturation", "website": "https://billing.example",
+            "address.formatted": "1 Main St", "address.country": "UK",
+            "updated_at": 1_700_000_000, "amr": ["pwd"], "client_id": "worker",
+            "team": "payments",
+        })
+    );
+}
