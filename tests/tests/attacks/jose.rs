@@ -117,7 +117,7 @@ pub(crate) fn splice_first(json: &str, name: &str, raw: &str) -> String {
 }
 
 /// `json` (an object's text) with `"name":raw` appended as its last member.
-fn splice_last(json: &str, name: &str, raw: &str) -> String {
+pub(crate) fn splice_last(json: &str, name: &str, raw: &str) -> String {
     let rest = json.strip_suffix('}').expect("an object");
     format!("{rest},\"{name}\":{raw}}}")
 }
