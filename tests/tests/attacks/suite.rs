@@ -153,6 +153,10 @@ impl Run {
                 if status == 401 && response.header("www-authenticate").is_none() {
                     problems.push("401 without WWW-Authenticate".to_owned());
                 }
+                // Every failed client authentication reads the same: no oracle for an attacker.
+                if status == 401 && body["error_description"] != "client authentication failed" {
+                    problems.push(format!("401 that says more: {got}"));
+                }
                 (!problems.is_empty()).then(|| problems.join("; "))
             }
             Expect::Http(status) => {
