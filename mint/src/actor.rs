@@ -12,7 +12,10 @@ pub const MAX_ACTOR_DEPTH: usize = 4;
 pub const MAX_SUBJECT_LEN: usize = 256;
 
 /// Checks a subject svctoken would act for or put in `act`: 1 to 256 bytes, no control
-/// characters. The same rule holds for `subject=` in a request, a subject token's `sub`, and
+/// characters (C0, DEL, C1) and no bidirectional formatting characters (Unicode's
+/// `Bidi_Control`: the embeddings, overrides, isolates and marks), which would make a subject
+/// read differently from what it is wherever it is shown: `user:\u{202E}24` displays as
+/// `user:42`. The same rule holds for `subject=` in a request, a subject token's `sub`, and
 /// every `sub` of an `act` chain.
 pub fn check_subject(subject: &str) -> Result<(), &'static str> {
     if subject.is_empty() || subject.len() > MAX_SUBJECT_LEN {
@@ -21,7 +24,18 @@ pub fn check_subject(subject: &str) -> Result<(), &'static str> {
     if subject.chars().any(char::is_control) {
         return Err("a subject has no control characters");
     }
+    if subject.chars().any(is_bidi_control) {
+        return Err("a subject has no bidirectional formatting characters");
+    }
     Ok(())
+}
+
+/// Whether `c` has the Unicode property `Bidi_Control`.
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// Who acts: `sub` acts on behalf of the token's subject, and `act`, if any, is the actor `sub`
@@ -129,6 +143,34 @@ mod tests {
         let four =
             json!({"sub": "a", "act": {"sub": "b", "act": {"sub": "c", "act": {"sub": "d"}}}});
         assert_eq!(Actor::from_claim(&four).expect("four deep").depth(), 4);
+    }
+
+    #[test]
+    fn subjects_hold_no_control_or_bidirectional_formatting_characters() {
+        for good in [
+            "user:42",
+            "svc:billing",
+            "user:é",
+            "user:*",
+            &"a".repeat(256),
+        ] {
+            assert_eq!(check_subject(good), Ok(()), "{good}");
+        }
+        for bad in [
+            String::new(),
+            "a".repeat(257),
+            "user:\u{0}".into(),
+            "user:\n1".into(),
+            "user:\u{7f}".into(),
+            "user:\u{85}".into(),
+            "user:\u{202E}24".into(),
+            "user:\u{202A}42".into(),
+            "user:\u{2067}42\u{2069}".into(),
+            "user:42\u{200F}".into(),
+            "user:42\u{061C}".into(),
+        ] {
+            assert!(check_subject(&bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 use svctoken_issuer::Issuer;
 use svctoken_issuer::audit::Auditor;
-use svctoken_issuer::audit::{AuditEvent, MemorySink};
+use svctoken_issuer::audit::{AuditEvent, AuditSink, MemorySink};
 use svctoken_issuer::clients::SecretHash;
 use svctoken_issuer::settings::{Overrides, Settings};
 use svctoken_issuer::store::{KeyStore, MemoryStore};
@@ -65,6 +65,51 @@ pub async fn spawn_issuer_at(
     store: Arc<dyn KeyStore>,
     clock: Arc<dyn Clock>,
 ) -> TestIssuer {
+    let audit = Audit {
+        extra_sinks: Vec::new(),
+        fail_closed: true,
+    };
+    spawn(addr, config, store, clock, audit).await
+}
+
+/// Like [`spawn_issuer`], also recording the audit trail in the hash-chained file at
+/// `audit_file` (as `serve` does), so a test can read the lines the issuer really writes.
+pub async fn spawn_issuer_auditing_to(
+    config: &str,
+    clock: Arc<dyn Clock>,
+    audit_file: &std::path::Path,
+) -> TestIssuer {
+    let file = svctoken_issuer::audit::ChainedFile::open(audit_file).expect("audit file opens");
+    let sinks: Vec<Box<dyn AuditSink>> = vec![Box::new(file)];
+    // Fail open, as `serve` is by default: batches of events, one sync each. Call
+    // `issuer.auditor().flush()` before reading the file.
+    let audit = Audit {
+        extra_sinks: sinks,
+        fail_closed: false,
+    };
+    spawn(
+        "127.0.0.1:0",
+        config,
+        Arc::new(MemoryStore::new()),
+        clock,
+        audit,
+    )
+    .await
+}
+
+/// Where a test issuer's audit events go besides memory, and whether it waits for them.
+struct Audit {
+    extra_sinks: Vec<Box<dyn AuditSink>>,
+    fail_closed: bool,
+}
+
+async fn spawn(
+    addr: &str,
+    config: &str,
+    store: Arc<dyn KeyStore>,
+    clock: Arc<dyn Clock>,
+    audit_to: Audit,
+) -> TestIssuer {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .expect("bind 127.0.0.1");
@@ -76,7 +121,9 @@ pub async fn spawn_issuer_at(
     let settings = Settings::from_toml(config, &overrides).expect("test configuration is valid");
     // Every event goes to memory, where tests can count and read them.
     let audit = Arc::new(MemorySink::new());
-    let auditor = Auditor::new(vec![Box::new(audit.clone())], true);
+    let mut sinks: Vec<Box<dyn AuditSink>> = vec![Box::new(audit.clone())];
+    sinks.extend(audit_to.extra_sinks);
+    let auditor = Auditor::new(sinks, audit_to.fail_closed);
     let issuer = tokio::task::spawn_blocking(move || {
         Issuer::open_with_auditor(settings, store, clock, auditor)
     })

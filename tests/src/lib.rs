@@ -8,8 +8,14 @@
 //! - [`interop`]: runs independent JOSE implementations (Node `jose`, Python `PyJWT`) against
 //!   our tokens and JWKS.
 //! - [`harness`]: [`harness::spawn_issuer`] and friends: a real issuer on 127.0.0.1:0.
+//! - [`forge`]: compact tokens built piece by piece (any header, raw JSON payloads, wrong
+//!   algorithms, HMACs keyed with public keys), for the attack suite.
+//! - [`raw_http`]: HTTP/1.1 requests written byte for byte (repeated or malformed headers,
+//!   any body), for requests an HTTP client library refuses to send.
 
 pub mod convex;
 pub mod fake_convex;
+pub mod forge;
 pub mod harness;
 pub mod interop;
+pub mod raw_http;

@@ -25,27 +25,40 @@ pub(super) async fn token(
 impl FromRequest<Issuer> for TokenForm {
     type Rejection = OAuthError;
 
-    /// Reads the body (at most 64 KiB) and `Authorization`; an unreadable request is refused,
-    /// logged and audited like any other.
+    /// Reads the body (at most 64 KiB) and `Authorization`; an unreadable request, a query
+    /// string, or a repeated `Authorization` or `Content-Type` header is refused, logged and
+    /// audited like any other.
     async fn from_request(request: Request, issuer: &Issuer) -> Result<Self, OAuthError> {
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| *addr);
         let has_query = request.uri().query().is_some();
+        let repeated = [
+            (AUTHORIZATION, "authorization"),
+            (CONTENT_TYPE, "content-type"),
+        ]
+        .into_iter()
+        .find(|(header, _)| request.headers().get_all(header).iter().nth(1).is_some())
+        .map(|(_, name)| name);
         let content_type = request.headers().get(CONTENT_TYPE).cloned();
         let authorization = request.headers().get(AUTHORIZATION).cloned();
         let parsed = match Bytes::from_request(request, issuer).await {
-            Ok(body) if has_query => {
-                wipe(body);
-                Err(RefusalReason::QueryString)
-            }
             Ok(body) => {
-                let form = TokenForm::parse(
-                    text(content_type.as_ref()),
-                    text(authorization.as_ref()),
-                    &body,
-                );
+                let form = if has_query {
+                    Err(RefusalReason::QueryString)
+                } else if let Some(name) = repeated {
+                    // Two `Authorization` (or `Content-Type`) headers: which one counts is up
+                    // to each proxy and server on the way, so a proxy could vet one and the
+                    // issuer use the other. Neither is used.
+                    Err(RefusalReason::RepeatedHeader(name))
+                } else {
+                    TokenForm::parse(
+                        text(content_type.as_ref()),
+                        text(authorization.as_ref()),
+                        &body,
+                    )
+                };
                 wipe(body);
                 form
             }

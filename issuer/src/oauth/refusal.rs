@@ -19,6 +19,9 @@ pub enum RefusalReason {
     /// The request URI has a query string: parameters, and above all credentials, belong in
     /// the body (RFC 6749 sections 2.3.1 and 3.2), where no access log records them.
     QueryString,
+    /// A header that must appear at most once (`Authorization`, `Content-Type`) appears
+    /// more than once.
+    RepeatedHeader(&'static str),
     /// The body is not `application/x-www-form-urlencoded`.
     NotAForm,
     /// The body or a parameter is not UTF-8.
@@ -29,7 +32,8 @@ pub enum RefusalReason {
     MissingGrantType,
     /// A `grant_type` other than client credentials or token exchange.
     UnsupportedGrantType,
-    /// `subject` breaks the subject rules (length, control characters).
+    /// `subject` breaks the subject rules (length, control and bidirectional formatting
+    /// characters).
     InvalidSubject,
     /// Token exchange without `subject_token`.
     MissingSubjectToken,
@@ -213,6 +217,7 @@ impl fmt::Display for RefusalReason {
             R::BodyUnreadable { status: 413 } => "body over the limit",
             R::BodyUnreadable { .. } => "body unreadable",
             R::QueryString => "parameters in the query string",
+            R::RepeatedHeader(name) => return write!(f, "header {name} repeated"),
             R::NotAForm => "not a form body",
             R::NotUtf8 => "not UTF-8",
             R::RepeatedParameter(name) => return write!(f, "parameter {name} repeated"),
@@ -306,6 +311,10 @@ impl From<RefusalReason> for OAuthError {
                 C::InvalidRequest,
                 "send the parameters in the form body, not the query string",
             ),
+            R::RepeatedHeader(_) => (
+                C::InvalidRequest,
+                "send the Authorization and Content-Type headers at most once each",
+            ),
             R::NotAForm => (
                 C::InvalidRequest,
                 "the body must be application/x-www-form-urlencoded",
@@ -319,7 +328,7 @@ impl From<RefusalReason> for OAuthError {
             ),
             R::InvalidSubject => (
                 C::InvalidRequest,
-                "subject must be 1 to 256 bytes without control characters",
+                "subject must be 1 to 256 bytes without control or bidirectional formatting characters",
             ),
             R::MissingSubjectToken => (C::InvalidRequest, "subject_token is required"),
             R::SubjectTokenType => (
