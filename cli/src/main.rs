@@ -15,6 +15,7 @@ use svctoken_mint::{Clock as _, SystemClock};
 
 mod clients;
 mod convex_config;
+mod journal;
 mod keys;
 mod mint;
 mod remote;
@@ -237,14 +238,19 @@ pub(crate) fn open_store(dir: &Path) -> Result<Arc<FileStore>> {
     Ok(Arc::new(store))
 }
 
-/// The key ring of the data dir, after one lifecycle run (as `serve` would do at start).
+/// The key ring of the data dir, after one lifecycle run (as `serve` would do at start), whose
+/// changes are recorded in the audit file.
 pub(crate) fn open_keyring(settings: &Settings) -> Result<KeyRing> {
-    Ok(KeyRing::open(
+    let journal = journal::CliJournal::new(settings);
+    let ring = KeyRing::open(
         open_store(settings.data_dir())?,
         settings.schedule().clone(),
         settings.audiences().to_vec(),
         SystemClock.unix_secs(),
-    )?)
+        &journal,
+    )?;
+    journal.finish()?;
+    Ok(ring)
 }
 
 fn audit_verify(file: &Path) -> Result<()> {
