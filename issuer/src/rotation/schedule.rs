@@ -204,13 +204,13 @@ pub(super) mod tests {
                 Some(end),
             ),
             (
-                "one second before the lead: still at the period's end",
+                "one second before the prepare lead: still at the period's end",
                 set(vec![active(T0)]),
                 end - 65,
                 Some(end),
             ),
             (
-                "within the lead: a full lead from now",
+                "within the prepare lead: a full lead from now",
                 set(vec![active(T0)]),
                 end - 5,
                 Some(end + 60),

@@ -103,8 +103,8 @@ async fn thirty_days_of_rotation_reject_no_valid_token() {
         most_published <= 3,
         "{most_published} keys published at once"
     );
-    // A standby always, ready for an emergency revocation except during the lead (5 min 5 s)
-    // after each hand-over, when it was just published: at most 6 minutes per key.
+    // A standby always, ready for an emergency revocation except during the prepare lead
+    // (5 min 5 s) after each hand-over, when it was just published: at most 6 minutes per key.
     assert_eq!(without_standby, 0, "minutes without a standby");
     assert!(
         standby_not_ready <= 6 * signing_kids.len(),
