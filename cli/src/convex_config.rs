@@ -51,7 +51,7 @@ pub(crate) fn convex_config(
                 (
                     svctoken_jwks::data_uri(&rendered.jwks),
                     format!(
-                        "      // The JWKS is embedded: Convex never fetches it. Redeploy with a fresh\n      // `svctoken convex-config --data-uri` before {until}, when the next key signs.\n"
+                        "      // The JWKS is embedded (the signing key and its standby): Convex never\n      // fetches it. Redeploy with a fresh `svctoken convex-config --data-uri` before\n      // {until}, when the key after the standby signs (sooner after `svctoken keys rotate`\n      // or `keys revoke`).\n"
                     ),
                 )
             } else {

@@ -15,6 +15,7 @@ use svctoken_mint::{Clock as _, SystemClock};
 
 mod clients;
 mod convex_config;
+mod journal;
 mod keys;
 mod mint;
 mod remote;
@@ -151,14 +152,18 @@ enum AuditCommand {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Show every published and revoked key with its schedule.
+    /// Show every published and revoked key with its schedule, and which key is the standby
+    /// (and whether caching verifiers hold it yet).
     #[command(after_help = "Examples:\n  svctoken keys list --data-dir ./svctoken-data")]
     List(ConfigArgs),
-    /// Start a rotation now: publish the next key, which signs once verifiers have seen it.
+    /// Start a rotation now: the standby signs as soon as caching verifiers hold it (at once if
+    /// it was published jwks_max_age + 5s ago), and a new standby is published.
     #[command(after_help = "Examples:\n  svctoken keys rotate --config svctoken.toml")]
     Rotate(ConfigArgs),
-    /// Remove a key from the JWKS at once (an emergency). A running issuer picks it up within
-    /// seconds.
+    /// Remove a key from the JWKS at once (an emergency) and destroy its private key. Revoking
+    /// the signing key hands over to the standby, which caching verifiers already hold; a
+    /// warning on stderr says for how long verifiers may reject tokens when it was published too
+    /// recently (or there was none). A running issuer picks it up within seconds.
     #[command(after_help = "Examples:\n  svctoken keys revoke 3Zt2...kid --config svctoken.toml")]
     Revoke {
         /// The kid to revoke (see `keys list`).
@@ -237,14 +242,19 @@ pub(crate) fn open_store(dir: &Path) -> Result<Arc<FileStore>> {
     Ok(Arc::new(store))
 }
 
-/// The key ring of the data dir, after one lifecycle run (as `serve` would do at start).
+/// The key ring of the data dir, after one lifecycle run (as `serve` would do at start), whose
+/// changes are recorded in the audit file.
 pub(crate) fn open_keyring(settings: &Settings) -> Result<KeyRing> {
-    Ok(KeyRing::open(
+    let journal = journal::CliJournal::new(settings);
+    let ring = KeyRing::open(
         open_store(settings.data_dir())?,
         settings.schedule().clone(),
         settings.audiences().to_vec(),
         SystemClock.unix_secs(),
-    )?)
+        &journal,
+    )?;
+    journal.finish()?;
+    Ok(ring)
 }
 
 fn audit_verify(file: &Path) -> Result<()> {

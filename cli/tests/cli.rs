@@ -135,7 +135,12 @@ impl Server {
     }
 
     fn issuer(&self) -> String {
-        let first = &self.lines[0];
+        // The banner's first line (audit events on stdout may come before it).
+        let first = self
+            .lines
+            .iter()
+            .find(|l| l.starts_with("svctoken: issuer "))
+            .expect("banner");
         let url = first.split_whitespace().nth(2).expect("issuer url");
         url.to_owned()
     }
@@ -165,6 +170,22 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `svctoken serve --config svctoken.toml` in `dir`, the file holding `extra` (TOML
+/// tables), keys in `dir/data`, and a client `w` whose secret is `secret`.
+fn serve_with_client_w(dir: &Path, secret: &str, extra: &str) -> Server {
+    let config = format!(
+        "data_dir = \"{}\"\n{extra}[[clients]]\nid = \"w\"\nsecret_sha256 = \"{}\"\n",
+        dir.join("data").display(),
+        svctoken_issuer::clients::SecretHash::of(secret).to_hex()
+    );
+    std::fs::write(dir.join("svctoken.toml"), config).expect("write");
+    Server::start(
+        dir,
+        &["--config", "svctoken.toml", "--listen", "127.0.0.1:0"],
+        false,
+    )
 }
 
 fn fetch_token(issuer: &str, id: &str, secret: &str, audience: Option<&str>) -> (u16, Value) {
@@ -323,56 +344,186 @@ fn clients_add_prints_the_secret_once_and_a_block_the_issuer_loads() {
     assert!(err.contains("client id"), "{err}");
 }
 
+/// A store as a running issuer would have left it `age` seconds ago: the signing key and its
+/// standby, both published then (on the embedded default's schedule: 24 h, lead 5 min 5 s).
+fn store_bootstrapped_ago(data: &Path, age: u64) -> FileStore {
+    use svctoken_issuer::rotation::{self, Schedule};
+    let store = FileStore::open(data).expect("store");
+    let then = svctoken_mint::Clock::unix_secs(&svctoken_mint::SystemClock) - age;
+    rotation::rotate(&store, &Schedule::default(), then, &()).expect("bootstrap");
+    store
+}
+
+/// The kid of the first `keys list` line whose role is `role`.
+fn listed(list: &str, role: &str) -> String {
+    list.lines()
+        .find(|l| l.split_whitespace().nth(2) == Some(role))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no {role} key in\n{list}"))
+        .to_owned()
+}
+
+/// What a command printed on stdout and stderr, which it must have exited 0 with.
+fn ok_both(output: &Output) -> (String, String) {
+    let out = ok(output);
+    (
+        out,
+        String::from_utf8(output.stderr.clone()).expect("utf-8"),
+    )
+}
+
 #[test]
 fn keys_rotate_list_and_revoke() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let d = data.to_str().expect("utf-8");
-    // mint bootstraps the store like serve does.
-    ok(&svctoken(
-        dir.path(),
-        &["mint", "--sub", "svc:x", "--aud", "convex", "--data-dir", d],
-    ));
-    let out = ok(&svctoken(dir.path(), &["keys", "rotate", "--data-dir", d]));
+    // Bootstrapped an hour ago: the standby has long had its lead.
+    store_bootstrapped_ago(&data, 3600);
+    let keys = |args: &[&str]| {
+        let mut full = vec!["keys"];
+        full.extend_from_slice(args);
+        full.extend(["--data-dir", d]);
+        svctoken(dir.path(), &full)
+    };
+    let list = ok(&keys(&["list"]));
     assert!(
-        out.contains("published") && out.contains("signs from"),
-        "{out}"
-    );
-    let again = ok(&svctoken(dir.path(), &["keys", "rotate", "--data-dir", d]));
-    assert!(again.contains("already under way"), "{again}");
-    let list = ok(&svctoken(dir.path(), &["keys", "list", "--data-dir", d]));
-    assert!(
-        list.contains(" active ") && list.contains(" prepared "),
+        list.contains(" active ") && list.contains(" standby "),
         "{list}"
     );
-    let prepared = list
-        .lines()
-        .find(|l| l.contains(" prepared "))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("kid")
-        .to_owned();
+    assert!(list.contains("ready: caching verifiers hold it"), "{list}");
+    let (first, standby) = (listed(&list, "active"), listed(&list, "standby"));
 
-    let out = ok(&svctoken(
-        dir.path(),
-        &["keys", "revoke", &prepared, "--data-dir", d],
-    ));
+    // A rotation hands over to the standby at once, and publishes the next one.
+    let out = ok(&keys(&["rotate"]));
+    assert!(out.contains(&format!("{standby} now signs")), "{out}");
+    assert!(out.contains("as the standby; it signs from"), "{out}");
+    let again = ok(&keys(&["rotate"]));
+    assert!(again.contains("nothing to do"), "{again}");
+    let list = ok(&keys(&["list"]));
+    assert_eq!(listed(&list, "active"), standby);
+    assert_eq!(listed(&list, "retired"), first);
+    let next = listed(&list, "standby");
     assert!(
-        out.contains("no longer in the JWKS") && out.contains("may trust it until"),
+        list.contains("ready for an emergency revocation from"),
+        "a standby published just now is not ready yet: {list}"
+    );
+
+    // Revoking the standby or a retired key changes no signer and warns about nothing.
+    let (out, err) = ok_both(&keys(&["revoke", &next]));
+    assert!(
+        out.contains(&format!("revoked {next}, the standby (it never signed)"))
+            && out.contains("no longer in the JWKS")
+            && out.contains("may trust it until")
+            && out.contains("as the standby; it signs from"),
         "{out}"
     );
-    let list = ok(&svctoken(dir.path(), &["keys", "list", "--data-dir", d]));
-    assert!(list.contains(&format!("{prepared} revoked")), "{list}");
+    assert!(!err.contains("WARNING"), "{err}");
+    let (out, err) = ok_both(&keys(&["revoke", &first]));
+    assert!(out.contains("a retired key"), "{out}");
+    assert!(!err.contains("WARNING"), "{err}");
+
+    // Revoking the signing key while its standby is minutes old: loud, and says for how long.
+    let list = ok(&keys(&["list"]));
+    let (signing, fresh) = (listed(&list, "active"), listed(&list, "standby"));
+    let (out, err) = ok_both(&keys(&["revoke", &signing]));
     assert!(
-        !data
-            .join("private")
-            .join(format!("{prepared}.pem"))
-            .exists()
+        out.contains(&format!("The standby {fresh} signs from now")),
+        "{out}"
     );
-    let err = fails(&svctoken(
-        dir.path(),
-        &["keys", "revoke", "nope", "--data-dir", d],
-    ));
+    assert!(
+        out.contains("redeployed with a new `svctoken convex-config"),
+        "{out}"
+    );
+    assert!(
+        err.contains("WARNING: verifiers may REJECT new tokens for up to 5m")
+            && err.contains(&format!("the standby {fresh} was published only at")),
+        "{err}"
+    );
+
+    let list = ok(&keys(&["list"]));
+    for kid in [&first, &next, &signing] {
+        assert!(list.contains(&format!("{kid} revoked")), "{list}");
+        assert!(!data.join("private").join(format!("{kid}.pem")).exists());
+    }
+    let err = fails(&keys(&["revoke", "nope"]));
     assert!(err.contains("keys list"), "{err}");
+
+    // Every change is in the audit file, made by the command, and the chain is intact.
+    let out = ok(&svctoken(
+        dir.path(),
+        &["audit", "verify", "data/audit.log"],
+    ));
+    assert!(out.contains("intact"), "{out}");
+    let changes = lifecycle_lines(&data.join("audit.log"));
+    assert!(changes.iter().all(|(by, _, _)| by == "cli"), "{changes:?}");
+    let revoked: Vec<&str> = changes
+        .iter()
+        .filter(|(_, change, _)| change == "revoked")
+        .map(|(_, _, kid)| kid.as_str())
+        .collect();
+    assert_eq!(revoked, [next.as_str(), first.as_str(), signing.as_str()]);
+}
+
+/// The lifecycle lines of an audit file: who, what change, which key.
+fn lifecycle_lines(path: &Path) -> Vec<(String, String, String)> {
+    std::fs::read_to_string(path)
+        .expect("audit file")
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("a JSON line"))
+        .filter(|event| event["outcome"] == "lifecycle")
+        .map(|event| {
+            let field = |v: &Value| v.as_str().expect("a string").to_owned();
+            (
+                field(&event["lifecycle"]["by"]),
+                field(&event["lifecycle"]["change"]),
+                field(&event["kid"]),
+            )
+        })
+        .collect()
+}
+
+/// The emergency: the signing key is revoked and a standby that caching verifiers already hold
+/// signs at once, with no warning; without a standby, the warning says so.
+#[test]
+fn revoking_the_signing_key_hands_over_to_a_ready_standby_or_warns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let d = data.to_str().expect("utf-8");
+    let store = store_bootstrapped_ago(&data, 3600);
+    let set = store.load().expect("load");
+    let (signing, standby) = (
+        set.active().expect("active").kid.clone(),
+        set.prepared().expect("standby").kid.clone(),
+    );
+    let (out, err) = ok_both(&svctoken(
+        dir.path(),
+        &["keys", "revoke", &signing, "--data-dir", d],
+    ));
+    assert!(
+        out.contains(&format!("revoked {signing}, the signing key"))
+            && out.contains(&format!("The standby {standby} signs from now"))
+            && out.contains("no token it signs is rejected"),
+        "{out}"
+    );
+    assert!(err.is_empty(), "no warning: {err}");
+
+    // A store without a standby (as written before standbys existed).
+    {
+        let _lock = store.lock().expect("lock");
+        let mut set = store.load().expect("load");
+        set.keys.retain(|k| !k.is_prepared());
+        store.save(&mut set).expect("save");
+    }
+    let (out, err) = ok_both(&svctoken(
+        dir.path(),
+        &["keys", "revoke", &standby, "--data-dir", d],
+    ));
+    assert!(out.contains("the signing key"), "{out}");
+    assert!(
+        err.contains("WARNING: verifiers may REJECT new tokens for up to 5m 5s")
+            && err.contains("there was no standby"),
+        "{err}"
+    );
 }
 
 /// `keys` commands manage an existing store only: pointed at a directory without one (by
@@ -655,19 +806,7 @@ fn convex_config_prints_a_provider_entry_convex_accepts() {
             "--data-uri",
         ],
     ));
-    let uri = out
-        .split('"')
-        .find(|s| s.starts_with("data:"))
-        .expect("data uri");
-    let embedded: Jwks = serde_json::from_slice(
-        &STANDARD
-            .decode(
-                uri.strip_prefix(svctoken_jwks::DATA_URI_PREFIX)
-                    .expect("prefix"),
-            )
-            .expect("base64"),
-    )
-    .expect("jwks");
+    let (_, embedded) = printed_data_uri(&out);
     let store = FileStore::open(d).expect("store");
     let set = store.load().expect("load");
     assert_eq!(embedded.keys.len(), set.keys.len());
@@ -695,6 +834,91 @@ fn convex_config_prints_a_provider_entry_convex_accepts() {
         err.contains("only with the convex-custom-jwt profile"),
         "{err}"
     );
+}
+
+/// The `data:` URI `convex-config --data-uri` printed, and the JWKS it holds.
+fn printed_data_uri(out: &str) -> (String, Jwks) {
+    let uri = out
+        .split('"')
+        .find(|s| s.starts_with("data:"))
+        .expect("data uri");
+    let body = uri
+        .strip_prefix(svctoken_jwks::DATA_URI_PREFIX)
+        .expect("prefix");
+    let jwks = serde_json::from_slice(&STANDARD.decode(body).expect("base64")).expect("jwks");
+    (uri.to_owned(), jwks)
+}
+
+/// `convex-config --data-uri` embeds the standby with the signing key: once the standby takes
+/// over, its tokens verify against the URI printed before, with Convex never fetching.
+#[tokio::test]
+async fn the_data_uri_holds_the_standby_whose_tokens_verify_once_it_signs() {
+    use svctoken_tests::convex::{ConvexAuth, CustomJwtAlgorithm, Provider};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let d = data.to_str().expect("utf-8");
+    let issuer = "https://auth.example.com";
+    let set = store_bootstrapped_ago(&data, 3600).load().expect("load");
+    let (signing, standby) = (
+        set.active().expect("active").kid.clone(),
+        set.prepared().expect("standby").kid.clone(),
+    );
+    let out = ok(&svctoken(
+        dir.path(),
+        &[
+            "convex-config",
+            "--data-uri",
+            "--issuer",
+            issuer,
+            "--data-dir",
+            d,
+        ],
+    ));
+    let (uri, embedded) = printed_data_uri(&out);
+    let kids: Vec<&str> = embedded
+        .keys
+        .iter()
+        .map(|k| k.kid.as_deref().expect("kid"))
+        .collect();
+    assert_eq!(kids, [signing.as_str(), standby.as_str()]);
+
+    // The standby takes over (as at the end of the period), and signs the next token.
+    let out = ok(&svctoken(dir.path(), &["keys", "rotate", "--data-dir", d]));
+    assert!(out.contains(&format!("{standby} now signs")), "{out}");
+    let token = ok(&svctoken(
+        dir.path(),
+        &[
+            "mint",
+            "--sub",
+            "svc:x",
+            "--aud",
+            "convex",
+            "--issuer",
+            issuer,
+            "--data-dir",
+            d,
+        ],
+    ));
+    let convex = ConvexAuth::new(vec![Provider::CustomJwt {
+        issuer: issuer.into(),
+        jwks: uri,
+        algorithm: CustomJwtAlgorithm::ES256,
+        application_id: Some("convex".into()),
+    }]);
+    let identity = convex
+        .verify(token.trim())
+        .await
+        .expect("the standby's token verifies against the data: URI printed before");
+    assert_eq!(identity.subject, "svc:x");
+    assert_eq!(convex.fetch_count(), 0);
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.trim().split('.').next().expect("header"))
+            .expect("base64url"),
+    )
+    .expect("json");
+    assert_eq!(header["kid"], standby.as_str(), "signed by the standby");
 }
 
 #[test]
@@ -1070,7 +1294,25 @@ fn audit_file_is_chained_and_tampering_is_named_by_line() {
 
     let log = dir.path().join("svctoken-data/audit.log");
     let text = std::fs::read_to_string(&log).expect("audit file");
-    assert_eq!(text.lines().count(), 4, "one line per request:\n{text}");
+    // The first key and its standby, made by the issuer as it started, then one line per
+    // request.
+    let outcomes: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json")["outcome"].to_string())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "\"lifecycle\"",
+            "\"lifecycle\"",
+            "\"lifecycle\"",
+            "\"issued\"",
+            "\"refused\"",
+            "\"issued\"",
+            "\"refused\""
+        ],
+        "{text}"
+    );
     assert!(!text.contains(secret) && !text.contains(token["access_token"].as_str().expect("t")));
     let mode = std::fs::metadata(&log).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -1078,14 +1320,14 @@ fn audit_file_is_chained_and_tampering_is_named_by_line() {
         dir.path(),
         &["audit", "verify", "svctoken-data/audit.log"],
     ));
-    assert!(out.contains("intact, 4 lines"), "{out}");
+    assert!(out.contains("intact, 7 lines"), "{out}");
 
-    // Edit line 2 (turn the refusal into an issuance): detected at line 2.
+    // Edit line 5 (turn the refusal into an issuance): detected at line 5.
     let edited: Vec<String> = text
         .lines()
         .enumerate()
         .map(|(i, l)| {
-            if i == 1 {
+            if i == 4 {
                 l.replace("\"refused\"", "\"issued\"")
             } else {
                 l.to_owned()
@@ -1097,16 +1339,16 @@ fn audit_file_is_chained_and_tampering_is_named_by_line() {
         dir.path(),
         &["audit", "verify", "svctoken-data/audit.log"],
     ));
-    assert!(err.contains("broken at line 2"), "{err}");
+    assert!(err.contains("broken at line 5"), "{err}");
 
-    // Cut the last line off: the head file says four lines existed.
-    let cut: Vec<&str> = text.lines().take(3).collect();
+    // Cut the last line off: the head file says seven lines existed.
+    let cut: Vec<&str> = text.lines().take(6).collect();
     std::fs::write(&log, format!("{}\n", cut.join("\n"))).expect("write");
     let err = fails(&svctoken(
         dir.path(),
         &["audit", "verify", "svctoken-data/audit.log"],
     ));
-    assert!(err.contains("broken at line 4"), "{err}");
+    assert!(err.contains("broken at line 7"), "{err}");
 }
 
 /// `[audit] stdout = true`: every mint and refusal is also one JSON line on stdout, without the
@@ -1115,21 +1357,12 @@ fn audit_file_is_chained_and_tampering_is_named_by_line() {
 fn audit_events_go_to_stdout_as_json_lines_when_asked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = "sts_stdout-audit-test-secret";
-    let config = format!(
-        "data_dir = \"{}\"\n[audit]\nstdout = true\nfile = \"\"\n[[clients]]\nid = \"w\"\nsecret_sha256 = \"{}\"\n",
-        dir.path().join("data").display(),
-        svctoken_issuer::clients::SecretHash::of(secret).to_hex()
-    );
-    std::fs::write(dir.path().join("svctoken.toml"), config).expect("write");
-    let server = Server::start(
-        dir.path(),
-        &["--config", "svctoken.toml", "--listen", "127.0.0.1:0"],
-        false,
-    );
+    let server = serve_with_client_w(dir.path(), secret, "[audit]\nstdout = true\nfile = \"\"\n");
     let issuer = server.issuer();
     let (status, token) = fetch_token(&issuer, "w", secret, None);
     assert_eq!(status, 200);
     assert_eq!(fetch_token(&issuer, "w", "sts_wrong", None).0, 401);
+    let banner = server.lines.clone();
     let out = server.stop();
     let events: Vec<Value> = out
         .lines()
@@ -1146,6 +1379,120 @@ fn audit_events_go_to_stdout_as_json_lines_when_asked() {
         !dir.path().join("data/audit.log").exists(),
         "file = \"\" turns the file off"
     );
+    // The key lifecycle is in the same stream: the first key and its standby, made as the
+    // issuer started, before its banner.
+    let changes: Vec<Value> = banner
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["outcome"] == "lifecycle")
+        .collect();
+    assert_eq!(changes.len(), 3, "{changes:?}");
+    assert!(changes.iter().all(|c| c["lifecycle"]["by"] == "timer"));
+}
+
+/// A running issuer (its lifecycle timer, and its writer thread recording token requests) and
+/// `svctoken keys` commands (other processes) append to one audit chain at the same time: it
+/// stays intact, and each key's changes appear in the order they were made.
+#[test]
+fn keys_commands_and_a_running_issuer_share_one_audit_chain() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = "sts_shared-chain-test-secret";
+    // Lead 6 s, period 12 s: the timer has changes of its own to make within seconds.
+    let server = serve_with_client_w(
+        dir.path(),
+        secret,
+        "[keys]\nrotation_period = \"12s\"\njwks_max_age = \"1s\"\n",
+    );
+    let issuer = server.issuer();
+    let stop = Arc::new(AtomicBool::new(false));
+    let fetched = Arc::new(AtomicUsize::new(0));
+    let fetcher = {
+        let (stop, fetched) = (Arc::clone(&stop), Arc::clone(&fetched));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                assert_eq!(fetch_token(&issuer, "w", secret, None).0, 200);
+                fetched.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    let keys = |args: &[&str]| {
+        let mut full = vec!["keys"];
+        full.extend_from_slice(args);
+        full.extend(["--config", "svctoken.toml"]);
+        ok(&svctoken(dir.path(), &full))
+    };
+    let log = dir.path().join("data/audit.log");
+    for _ in 0..3 {
+        let standby = listed(&keys(&["list"]), "standby");
+        keys(&["revoke", &standby]);
+        keys(&["rotate"]);
+        let signing = listed(&keys(&["list"]), "active");
+        keys(&["revoke", &signing]);
+    }
+    // Then the timer makes a change of its own after the commands' (at the latest when the
+    // signing key's 12 s period ends).
+    let commands_done = lifecycle_lines(&log).len();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !lifecycle_lines(&log)[commands_done..]
+        .iter()
+        .any(|(by, change, _)| by == "timer" && change == "activated")
+    {
+        assert!(Instant::now() < deadline, "the timer made no change");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::SeqCst);
+    fetcher.join().expect("fetcher");
+    let _ = server.stop();
+
+    let out = ok(&svctoken(
+        dir.path(),
+        &["audit", "verify", "data/audit.log"],
+    ));
+    assert!(out.contains("intact"), "{out}");
+    let lines: Vec<Value> = std::fs::read_to_string(&log)
+        .expect("audit file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let issued = lines.iter().filter(|l| l["outcome"] == "issued").count();
+    assert_eq!(issued, fetched.load(Ordering::SeqCst), "one line per token");
+    assert!(issued > 0);
+
+    // Lifecycle events by both, interleaved, in time order, and each key's in lifecycle order.
+    let changes = lifecycle_lines(&log);
+    let first_cli = changes.iter().position(|c| c.0 == "cli").expect("cli");
+    let last_timer = changes.iter().rposition(|c| c.0 == "timer").expect("timer");
+    assert!(first_cli > 0 && last_timer > first_cli, "{changes:?}");
+    let times: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["outcome"] == "lifecycle")
+        .map(|l| l["time"].as_str().expect("time"))
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    let mut seen: std::collections::HashMap<&str, Vec<&str>> = Default::default();
+    for (_, change, kid) in &changes {
+        seen.entry(kid).or_default().push(change);
+    }
+    for (kid, history) in seen {
+        let mut rest = history.as_slice();
+        assert_eq!(rest.first(), Some(&"prepared"), "{kid}: {history:?}");
+        rest = &rest[1..];
+        while rest.first() == Some(&"rescheduled") {
+            rest = &rest[1..];
+        }
+        for next in ["activated", "retired", "removed"] {
+            if rest.first() == Some(&next) {
+                rest = &rest[1..];
+            }
+        }
+        if rest.first() == Some(&"revoked") {
+            rest = &rest[1..];
+        }
+        assert!(rest.is_empty(), "{kid}: out of order: {history:?}");
+    }
 }
 
 /// The `jti` of a compact JWS, read without verification (the test only needs the id).
@@ -1168,18 +1515,7 @@ fn kill_9_under_load_loses_no_audit_event_of_a_token_handed_out() {
     const MAX_REQUESTS: usize = 5_000;
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = "sts_kill-9-audit-test-secret";
-    let config = format!(
-        "data_dir = \"{}\"\n[audit]\nfail_closed = true\n\
-         [[clients]]\nid = \"w\"\nsecret_sha256 = \"{}\"\n",
-        dir.path().join("data").display(),
-        svctoken_issuer::clients::SecretHash::of(secret).to_hex()
-    );
-    std::fs::write(dir.path().join("svctoken.toml"), config).expect("write");
-    let mut server = Server::start(
-        dir.path(),
-        &["--config", "svctoken.toml", "--listen", "127.0.0.1:0"],
-        false,
-    );
+    let mut server = serve_with_client_w(dir.path(), secret, "[audit]\nfail_closed = true\n");
     let issuer = server.issuer();
 
     let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));

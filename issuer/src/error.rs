@@ -57,16 +57,6 @@ pub enum Error {
     /// An audit event could not be serialised (its `time` is past the year 9999).
     #[error("audit event: {0}")]
     AuditEncode(#[source] Arc<serde_json::Error>),
-    /// Another audit writer (in this process or another) holds the audit file's lock.
-    #[error(
-        "audit file {}: locked by another writer (another svctoken process, or a second open \
-         in this one); two writers would corrupt the chain",
-        path.display()
-    )]
-    AuditLocked {
-        /// The file.
-        path: PathBuf,
-    },
     /// The existing audit file fails verification, so nothing is appended to it.
     #[error("audit file {}: refusing to append to a broken chain: {chain}", path.display())]
     AuditBrokenChain {

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use svctoken_mint::oauth::TokenResponse;
 use svctoken_mint::{Clock, Minter};
 
-use crate::audit::{self, AuditEvent, Auditor};
+use crate::audit::{self, AuditEvent, Auditor, ChangedBy};
 use crate::oauth::{Granted, OAuthError, Refusal, RefusalReason, TokenEndpoint, TokenForm};
+use crate::rotation::AuditJournal;
 use crate::{AuditConfig, ClientRegistry, KeyRing, KeyStore, Metrics, Result, Settings};
 
 /// A running issuer's shared state. Cheap to clone.
@@ -28,8 +29,8 @@ struct Inner {
 }
 
 impl Issuer {
-    /// Opens the issuer: runs the key lifecycle once (creating the first key on an empty store)
-    /// and loads the active key.
+    /// Opens the issuer: runs the key lifecycle once (creating the first key and its standby on
+    /// an empty store), recording what changed in the audit trail, and loads the active key.
     pub fn open(
         settings: Settings,
         store: Arc<dyn KeyStore>,
@@ -52,6 +53,7 @@ impl Issuer {
             settings.schedule().clone(),
             settings.audiences().to_vec(),
             clock.unix_secs(),
+            &AuditJournal::new(&auditor, ChangedBy::Timer),
         )?;
         let minter = Minter::new(settings.issuer().clone(), keys.signer(), clock.clone());
         let endpoint = TokenEndpoint::new(&settings, minter.clone(), clock.clone())?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use svctoken_jwks::{Jwks, SigningKey};
 
-use crate::rotation::{self, Event, Schedule};
+use crate::rotation::{self, Event, Journal, Schedule};
 use crate::store::{KeySet, KeyState, KeyStore};
 use crate::{Audience, Error, Result};
 
@@ -66,15 +66,17 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// Opens the key ring: runs the lifecycle once at `now` (creating the first key on an empty
-    /// store) and loads the active key.
+    /// Opens the key ring: runs the lifecycle once at `now` (creating the first key and its
+    /// standby on an empty store), recording what changed in `journal`, and loads the active
+    /// key.
     pub fn open(
         store: Arc<dyn KeyStore>,
         schedule: Schedule,
         audiences: Vec<Audience>,
         now: u64,
+        journal: &dyn Journal,
     ) -> Result<KeyRing> {
-        rotation::rotate(store.as_ref(), &schedule, now)?;
+        rotation::rotate(store.as_ref(), &schedule, now, journal)?;
         let set = store.load()?;
         let signer = Arc::new(ArcSwap::from_pointee(load_active(store.as_ref(), &set)?));
         let published = ArcSwap::from_pointee(render(set, &audiences));
@@ -107,11 +109,11 @@ impl KeyRing {
         self.store.as_ref()
     }
 
-    /// Runs the lifecycle at `now` and picks up any change to the key set, including changes
-    /// made by another process (`svctoken keys revoke`). Blocking: call it off the async
-    /// executor.
-    pub fn refresh(&self, now: u64) -> Result<Vec<Event>> {
-        let events = rotation::rotate(self.store.as_ref(), &self.schedule, now)?;
+    /// Runs the lifecycle at `now`, recording what changed in `journal`, and picks up any
+    /// change to the key set, including changes made by another process (`svctoken keys
+    /// revoke`). Blocking: call it off the async executor.
+    pub fn refresh(&self, now: u64, journal: &dyn Journal) -> Result<Vec<Event>> {
+        let events = rotation::rotate(self.store.as_ref(), &self.schedule, now, journal)?;
         self.reload()?;
         Ok(events)
     }
@@ -140,7 +142,7 @@ fn load_active(store: &dyn KeyStore, set: &KeySet) -> Result<SigningKey> {
 }
 
 fn render(set: KeySet, audiences: &[Audience]) -> Published {
-    // Publication order: the signing key first, then the next, then the retiring ones.
+    // Publication order: the signing key first, then the standby, then the retiring ones.
     let mut records: Vec<_> = set.keys.iter().collect();
     records.sort_by_key(|k| match k.state {
         KeyState::Active { .. } => 0,
@@ -165,7 +167,9 @@ fn render(set: KeySet, audiences: &[Audience]) -> Published {
 }
 
 /// The first moment a key that is not yet published signs, at the earliest: a consumer holding
-/// a copy of today's JWKS (a `data:` URI) must be given a new copy before then.
+/// a copy of today's JWKS (a `data:` URI, which holds the standby too) must be given a new copy
+/// before then. That is a period after the standby starts signing, when its own standby would;
+/// `svctoken keys rotate` or `keys revoke` make it sooner.
 pub fn copy_valid_until(set: &KeySet, schedule: &Schedule) -> Option<u64> {
     let last = match set.prepared().or_else(|| set.active())?.state {
         KeyState::Prepared { activate_at } => activate_at,

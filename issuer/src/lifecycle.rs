@@ -4,11 +4,13 @@
 //!
 //! A failed run is logged and counted (`svctoken_key_rotation_failures_total`), and the key
 //! that signs keeps signing: nothing is swapped in until a run succeeds. Every change (a key
-//! published, activated, retired, removed) is logged at `info`.
+//! published, rescheduled, activated, retired, removed, revoked) is logged at `info` and
+//! recorded in the audit trail as made by the `timer`.
 
 use std::time::Duration;
 
-use crate::rotation::Event;
+use crate::audit::ChangedBy;
+use crate::rotation::{AuditJournal, Event};
 use crate::{Issuer, Result};
 
 /// How often the server runs the key lifecycle (and picks up `svctoken keys revoke`).
@@ -36,10 +38,14 @@ pub(crate) async fn run(issuer: Issuer) {
     }
 }
 
-/// One run at the issuer's clock's time: rotate, pick up changes, log and count what changed.
-/// Blocking (it takes the store's lock and may generate keys).
+/// One run at the issuer's clock's time: rotate (recording each change in the audit trail),
+/// pick up changes, log and count what changed. Blocking (it takes the store's lock, may
+/// generate keys, and waits for the audit trail's disk).
 pub(crate) fn refresh(issuer: &Issuer) -> Result<Vec<Event>> {
-    let events = issuer.keys().refresh(issuer.clock().unix_secs())?;
+    let journal = AuditJournal::new(issuer.auditor(), ChangedBy::Timer);
+    let events = issuer
+        .keys()
+        .refresh(issuer.clock().unix_secs(), &journal)?;
     if !events.is_empty() {
         issuer.metrics().rotated();
     }
@@ -49,13 +55,28 @@ pub(crate) fn refresh(issuer: &Issuer) -> Result<Vec<Event>> {
 
 fn log(event: &Event) {
     match event {
-        Event::Prepared { kid, activate_at } => {
+        Event::Prepared {
+            kid, activate_at, ..
+        } => {
             tracing::info!(kid, activate_at, "key published; it signs from activate_at");
         }
-        Event::Activated { kid, early: false } => {
+        Event::Rescheduled {
+            kid, activate_at, ..
+        } => {
+            tracing::info!(
+                kid,
+                activate_at,
+                "standby rescheduled; it signs from activate_at"
+            );
+        }
+        Event::Activated {
+            kid, early: false, ..
+        } => {
             tracing::info!(kid, early = false, "key activated: it signs from now");
         }
-        Event::Activated { kid, early: true } => {
+        Event::Activated {
+            kid, early: true, ..
+        } => {
             tracing::info!(kid, early = true, "key activated: it signs from now");
             tracing::warn!(
                 kid,
@@ -63,17 +84,27 @@ fn log(event: &Event) {
                  holding an older cached JWKS may reject its tokens until their cache expires"
             );
         }
-        Event::Retired { kid, remove_at } => {
+        Event::Retired { kid, remove_at, .. } => {
             tracing::info!(
                 kid,
                 remove_at,
                 "key retired; it leaves the JWKS at remove_at"
             );
         }
-        Event::Removed { kid } => {
+        Event::Removed { kid, .. } => {
             tracing::info!(
                 kid,
                 "key removed from the JWKS; its private key was destroyed"
+            );
+        }
+        Event::Revoked {
+            kid, trusted_until, ..
+        } => {
+            tracing::warn!(
+                kid,
+                trusted_until,
+                "key revoked: removed from the JWKS, its private key destroyed; caching \
+                 verifiers may trust it until trusted_until"
             );
         }
     }
@@ -133,13 +164,20 @@ mod tests {
     }
 
     fn issuer(store: Arc<dyn KeyStore>, clock: Arc<MockClock>) -> Issuer {
+        issuer_auditing(store, clock, crate::audit::Auditor::new(Vec::new(), false))
+    }
+
+    fn issuer_auditing(
+        store: Arc<dyn KeyStore>,
+        clock: Arc<MockClock>,
+        auditor: crate::audit::Auditor,
+    ) -> Issuer {
         let settings = Settings::from_toml(
             "issuer = \"https://auth.example.com\"\n[keys]\nrotation_period = \"1h\"\n\
              jwks_max_age = \"1m\"\n",
             &Overrides::default(),
         )
         .expect("settings");
-        let auditor = crate::audit::Auditor::new(Vec::new(), false);
         Issuer::open_with_auditor(settings, store, clock, auditor).expect("open")
     }
 
@@ -173,7 +211,14 @@ mod tests {
         store.broken.store(false, Ordering::SeqCst);
         let events = refresh(&issuer).expect("refresh");
         assert!(
-            matches!(&events[..], [Event::Prepared { .. }]),
+            matches!(
+                &events[..],
+                [
+                    Event::Retired { .. },
+                    Event::Activated { .. },
+                    Event::Prepared { .. }
+                ]
+            ),
             "{events:?}"
         );
     }
@@ -194,11 +239,17 @@ mod tests {
         }
     }
 
+    fn standby_of(issuer: &Issuer) -> String {
+        let published = issuer.keys().published();
+        published.set.prepared().expect("standby").kid.clone()
+    }
+
     #[test]
     fn every_lifecycle_change_is_logged_at_info() {
         let clock = Arc::new(MockClock::at_unix(T0));
         let issuer = issuer(Arc::new(MemoryStore::new()), clock.clone());
         let first = issuer.keys().signer().load().kid().to_owned();
+        let standby = standby_of(&issuer);
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -208,16 +259,16 @@ mod tests {
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             // Period 1 h, lead 65 s, tail 5 min + 5 s.
-            for at in [3600 - 65, 3600, 3600 + 305] {
+            for at in [3600, 3600 + 305] {
                 clock.set(svctoken_mint::from_unix_secs(T0 + at));
                 assert!(!refresh(&issuer).expect("refresh").is_empty(), "{at}");
             }
         });
         let logs = String::from_utf8(captured.0.lock().expect("logs").clone()).expect("utf-8");
-        let next = issuer.keys().signer().load().kid().to_owned();
+        let next = standby_of(&issuer);
         for (message, kid) in [
             ("key published", &next),
-            ("key activated", &next),
+            ("key activated", &standby),
             ("key retired", &first),
             ("key removed", &first),
         ] {
@@ -229,5 +280,53 @@ mod tests {
             );
         }
         assert_eq!(issuer.metrics().rotation_failures(), 0);
+    }
+
+    /// Start-up, a rotation at the period's end and a removal at the tail's end: each change
+    /// is one audit event, in order, made by the timer.
+    #[test]
+    fn every_lifecycle_change_is_an_audit_event_in_order() {
+        use crate::audit::{ChangedBy, KeyChange, MemorySink, Outcome};
+        let clock = Arc::new(MockClock::at_unix(T0));
+        let sink = Arc::new(MemorySink::new());
+        let auditor = crate::audit::Auditor::new(vec![Box::new(Arc::clone(&sink))], false);
+        let issuer = issuer_auditing(Arc::new(MemoryStore::new()), clock.clone(), auditor);
+        for at in [3600, 3600 + 305] {
+            clock.set(svctoken_mint::from_unix_secs(T0 + at));
+            refresh(&issuer).expect("refresh");
+        }
+        let recorded: Vec<(u64, String, &'static str)> = sink
+            .events()
+            .iter()
+            .map(|e| {
+                assert_eq!(e.outcome, Outcome::Lifecycle);
+                let lifecycle = e.lifecycle.as_ref().expect("lifecycle");
+                assert_eq!(lifecycle.by, ChangedBy::Timer);
+                let change = match lifecycle.change {
+                    KeyChange::Prepared { .. } => "prepared",
+                    KeyChange::Rescheduled { .. } => "rescheduled",
+                    KeyChange::Activated { .. } => "activated",
+                    KeyChange::Retired { .. } => "retired",
+                    KeyChange::Removed => "removed",
+                    KeyChange::Revoked { .. } => "revoked",
+                };
+                (e.time - T0, e.kid.clone().expect("kid"), change)
+            })
+            .collect();
+        let kid = |i: usize| recorded[i].1.clone();
+        let (k1, k2, k3) = (kid(0), kid(2), kid(5));
+        assert_eq!(
+            recorded,
+            [
+                (0, k1.clone(), "prepared"),
+                (0, k1.clone(), "activated"),
+                (0, k2.clone(), "prepared"),
+                (3600, k1.clone(), "retired"),
+                (3600, k2.clone(), "activated"),
+                (3600, k3.clone(), "prepared"),
+                (3905, k1.clone(), "removed"),
+            ]
+        );
+        assert_eq!(issuer.keys().signer().load().kid(), k2);
     }
 }

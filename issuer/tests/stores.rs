@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use svctoken_issuer::rotation::{self, Event};
 use svctoken_issuer::store::{FileStore, KeySet, KeyState, KeyStore, MemoryStore};
+use svctoken_jwks::Algorithm;
 
 mod file_store {
     use super::*;
@@ -54,7 +55,7 @@ fn the_contract_catches_a_store_that_saves_blindly() {
         }
         fn create_key(
             &self,
-            alg: svctoken_jwks::Algorithm,
+            alg: Algorithm,
             rsa_bits: usize,
         ) -> svctoken_issuer::Result<svctoken_jwks::Jwk> {
             self.0.create_key(alg, rsa_bits)
@@ -91,7 +92,8 @@ fn a_store_written_by_earlier_versions_opens_and_rotates() {
     ));
 
     // The lifecycle runs on it: the retired key leaves at its time, the waiting key (due since
-    // 1_800_003_685) takes over, and what is saved reads back in the new states.
+    // 1_800_003_685) takes over, a standby is published, and what is saved reads back in the
+    // new states.
     let schedule = rotation::Schedule {
         rotation_period: std::time::Duration::from_secs(3600),
         jwks_max_age: std::time::Duration::from_secs(60),
@@ -99,19 +101,31 @@ fn a_store_written_by_earlier_versions_opens_and_rotates() {
         ..Default::default()
     };
     let now = 1_800_004_205;
-    let events = rotation::rotate(&store, &schedule, now).expect("rotate");
+    let events = rotation::rotate(&store, &schedule, now, &()).expect("rotate");
     let (active, next) = (set.keys[1].kid.clone(), set.keys[2].kid.clone());
+    let standby = events.last().expect("events").kid().to_owned();
     assert_eq!(
         events,
         [
-            Event::Removed { kid: retired.kid },
+            Event::Removed {
+                kid: retired.kid,
+                alg: Algorithm::ES256
+            },
             Event::Retired {
                 kid: active.clone(),
+                alg: Algorithm::ES256,
                 remove_at: now + 605
             },
             Event::Activated {
                 kid: next.clone(),
+                alg: Algorithm::ES256,
+                published_at: 1_800_003_620,
                 early: false
+            },
+            Event::Prepared {
+                kid: standby.clone(),
+                alg: Algorithm::ES256,
+                activate_at: now + 3600
             },
         ]
     );
@@ -134,6 +148,12 @@ fn a_store_written_by_earlier_versions_opens_and_rotates() {
                 }
             ),
             (next, KeyState::Active { activated_at: now }),
+            (
+                standby,
+                KeyState::Prepared {
+                    activate_at: now + 3600
+                }
+            ),
         ]
     );
     assert_eq!(after.revoked, set.revoked);

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 use svctoken_issuer::Issuer;
 use svctoken_issuer::audit::Auditor;
-use svctoken_issuer::audit::{AuditEvent, AuditSink, MemorySink};
+use svctoken_issuer::audit::{AuditEvent, AuditSink, MemorySink, Outcome};
 use svctoken_issuer::clients::SecretHash;
 use svctoken_issuer::settings::{Overrides, Settings};
 use svctoken_issuer::store::{KeyStore, MemoryStore};
@@ -234,9 +234,22 @@ impl TestIssuer {
         response.json().await.expect("a JWKS")
     }
 
-    /// Every audit event recorded so far.
+    /// Every audit event about a token request (issued or refused) recorded so far.
     pub fn audit_events(&self) -> Vec<AuditEvent> {
-        self.audit.events()
+        self.audit
+            .events()
+            .into_iter()
+            .filter(|e| e.outcome != Outcome::Lifecycle)
+            .collect()
+    }
+
+    /// Every audit event about a signing key's lifecycle recorded so far.
+    pub fn lifecycle_events(&self) -> Vec<AuditEvent> {
+        self.audit
+            .events()
+            .into_iter()
+            .filter(|e| e.outcome == Outcome::Lifecycle)
+            .collect()
     }
 
     /// `host:port` it listens on.

@@ -112,13 +112,28 @@ struct Anchor<'a> {
 
 /// Verifies the lines from `reader` against `anchor`, if any.
 fn verify_lines<R: BufRead>(
+    reader: R,
+    anchor: Option<&Anchor<'_>>,
+) -> Result<Verified, ChainBreak> {
+    let start = Verified {
+        lines: 0,
+        head: ZERO_HASH.to_owned(),
+        bytes: 0,
+    };
+    verify_lines_from(reader, &start, anchor)
+}
+
+/// Verifies the lines from `reader`, which continue the chain `start` ends with (its line
+/// count, last hash and length in bytes), against `anchor`, if any.
+fn verify_lines_from<R: BufRead>(
     mut reader: R,
+    start: &Verified,
     anchor: Option<&Anchor<'_>>,
 ) -> Result<Verified, ChainBreak> {
     let mut buf = Vec::new();
-    let mut lines = 0u64;
-    let mut bytes = 0u64;
-    let mut prev = ZERO_HASH.to_owned();
+    let mut lines = start.lines;
+    let mut bytes = start.bytes;
+    let mut prev = start.head.clone();
     loop {
         buf.clear();
         let read = (&mut reader)
@@ -257,11 +272,41 @@ pub(super) fn verify_file(path: &Path, file: &File) -> Result<Verified, ChainBre
     Ok(verified)
 }
 
+/// Verifies what another writer appended to `file` (the chained file at `path`) after the
+/// chain `from` (read from the byte after it), against the head file. Call it holding the
+/// file's lock.
+pub(super) fn verify_appended(
+    path: &Path,
+    file: &File,
+    from: &Verified,
+) -> Result<Verified, ChainBreak> {
+    let head = head_path(path);
+    let report = read_head(&head)?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    reader
+        .seek(SeekFrom::Start(from.bytes))
+        .map_err(|e| ChainBreak::at(0, format!("{}: {e}", path.display())))?;
+    let anchor = report.as_ref().map(|report| Anchor {
+        report,
+        origin: format!("the head file {}", head.display()),
+    });
+    verify_lines_from(reader, from, anchor.as_ref())
+}
+
+/// Opens `path` for verification and takes a shared lock on it, so that no writer is halfway
+/// through a batch while it is read.
+fn open_locked(path: &Path) -> Result<File, ChainBreak> {
+    let file =
+        File::open(path).map_err(|e| ChainBreak::at(0, format!("{}: {e}", path.display())))?;
+    file.lock_shared()
+        .map_err(|e| ChainBreak::at(0, format!("{}: locking: {e}", path.display())))?;
+    Ok(file)
+}
+
 /// Verifies the chained file at `path` and its head file (see the module docs for the checks
 /// and which line is reported).
 pub fn verify_chain(path: &Path) -> Result<ChainReport, ChainBreak> {
-    let file =
-        File::open(path).map_err(|e| ChainBreak::at(0, format!("{}: {e}", path.display())))?;
+    let file = open_locked(path)?;
     let verified = verify_file(path, &file)?;
     Ok(ChainReport {
         lines: verified.lines,
@@ -273,8 +318,7 @@ pub fn verify_chain(path: &Path) -> Result<ChainReport, ChainBreak> {
 /// earlier) instead of its head file: the chain must be intact, have at least `anchor.lines`
 /// lines, and line `anchor.lines` must hash to `anchor.head`.
 pub fn verify_chain_against(path: &Path, anchor: &ChainReport) -> Result<ChainReport, ChainBreak> {
-    let file =
-        File::open(path).map_err(|e| ChainBreak::at(0, format!("{}: {e}", path.display())))?;
+    let file = open_locked(path)?;
     let report = ChainReport {
         lines: anchor.lines,
         head: anchor.head.to_ascii_lowercase(),

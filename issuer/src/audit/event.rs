@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize, Serializer};
 use svctoken_mint::Actor;
 
 use super::actor::ScrubbedActor;
+use super::lifecycle::Lifecycle;
 use super::scrub::clean;
 
-/// Whether a request got a token.
+/// Whether a request got a token, or that the event is about a signing key instead.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
@@ -18,10 +19,13 @@ pub enum Outcome {
     /// token was issued).
     #[default]
     Refused,
+    /// Not a request: a signing key changed state (see [`Lifecycle`]).
+    Lifecycle,
 }
 
-/// One audit record: a token minted or a request refused. Absent values are omitted from the
-/// JSON. There is deliberately no field that could hold a token or a secret.
+/// One audit record: a token minted, a request refused, or a signing key's change of state.
+/// Absent values are omitted from the JSON. There is deliberately no field that could hold a
+/// token, a secret or key material.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct AuditEvent {
     /// When, in unix seconds; written as RFC 3339 UTC (`2026-11-01T12:00:00Z`).
@@ -45,8 +49,10 @@ pub struct AuditEvent {
     pub scope: Option<String>,
     /// The token's id.
     pub jti: Option<String>,
-    /// The id of the key that signed the token.
+    /// The id of the key that signed the token, or of the key a lifecycle event is about.
     pub kid: Option<String>,
+    /// What happened to the key `kid` (lifecycle events only).
+    pub lifecycle: Option<Lifecycle>,
     /// The token's expiry, in unix seconds.
     pub exp: Option<u64>,
     /// The caller's address.
@@ -83,6 +89,9 @@ impl Serialize for AuditEvent {
             if let Some(value) = value {
                 map.serialize_entry(name, &clean(value))?;
             }
+        }
+        if let Some(lifecycle) = &self.lifecycle {
+            map.serialize_entry("lifecycle", lifecycle)?;
         }
         if let Some(exp) = self.exp {
             map.serialize_entry("exp", &exp)?;
@@ -121,6 +130,17 @@ impl AuditEvent {
             outcome: Outcome::Refused,
             error: Some(error.into()),
             reason: Some(reason.into()),
+            ..AuditEvent::default()
+        }
+    }
+
+    /// A change to the signing key `kid` at `time`.
+    pub fn lifecycle(time: u64, kid: impl Into<String>, lifecycle: Lifecycle) -> Self {
+        AuditEvent {
+            time,
+            outcome: Outcome::Lifecycle,
+            kid: Some(kid.into()),
+            lifecycle: Some(lifecycle),
             ..AuditEvent::default()
         }
     }
@@ -190,7 +210,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::audit::{Error, StdoutSink};
+    use crate::audit::{ChangedBy, Error, KeyChange, StdoutSink};
 
     #[test]
     fn times_are_written_as_time_writes_rfc3339() {
@@ -227,6 +247,11 @@ mod tests {
             scope: Some("x".into()),
             jti: Some("j".into()),
             kid: Some("k".into()),
+            lifecycle: Some(Lifecycle {
+                change: KeyChange::Removed,
+                by: ChangedBy::Timer,
+                alg: svctoken_jwks::Algorithm::ES256,
+            }),
             exp: Some(2),
             peer: Some("p".into()),
         };
@@ -249,6 +274,7 @@ mod tests {
             "scope",
             "jti",
             "kid",
+            "lifecycle",
             "exp",
             "peer",
         ]

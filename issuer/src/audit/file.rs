@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::chain::{ChainLine, ChainReport, head_path, push_hex, sha256, verify_file};
+use super::chain::{
+    ChainBreak, ChainLine, ChainReport, Verified, head_path, push_hex, sha256, verify_appended,
+    verify_file,
+};
 use super::event::AuditEvent;
 use super::sinks::AuditSink;
 use crate::Error;
@@ -18,9 +21,11 @@ const ANCHOR_EVERY_RECORDS: u64 = 1000;
 const ANCHOR_EVERY: Duration = Duration::from_secs(60);
 
 /// A hash-chained, append-only audit file with a head file beside it (see the module docs).
-/// Holds an exclusive lock on the file while it lives. An [`Auditor`](super::Auditor) gives it
-/// to its writer thread, which appends each batch with one write and one sync; it can also be
-/// used directly (each [`AuditSink::record`] is then a batch of one).
+/// Several writers, in this process or others, may append to the same file: each batch is
+/// written under an exclusive lock on the file, after catching up with whatever the others
+/// appended since. An [`Auditor`](super::Auditor) gives it to its writer thread, which appends
+/// each batch with one write and one sync; it can also be used directly (each
+/// [`AuditSink::record`] is then a batch of one).
 pub struct ChainedFile {
     path: PathBuf,
     head_path: PathBuf,
@@ -28,8 +33,13 @@ pub struct ChainedFile {
 }
 
 struct State {
-    /// Opened with `O_APPEND`; its lock is held until it is dropped.
+    /// Opened with `O_APPEND`; locked (`flock`) while a batch is written.
     file: File,
+    chain: Chain,
+}
+
+/// The end of the chain as this writer last saw it.
+struct Chain {
     lines: u64,
     head: String,
     len: u64,
@@ -38,9 +48,28 @@ struct State {
     last_anchor: Instant,
 }
 
+/// The exclusive lock on the audit file, held while a batch is written; released on drop
+/// (and by the kernel if the process dies).
+struct Held<'a>(&'a File);
+
+impl<'a> Held<'a> {
+    /// Waits for the lock: another writer holds it only while it writes one batch.
+    fn take(file: &'a File, path: &Path) -> Result<Self, Error> {
+        file.lock().map_err(Error::io(path))?;
+        Ok(Held(file))
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        // If this fails the lock goes with the file when it is closed.
+        let _ = self.0.unlock();
+    }
+}
+
 impl ChainedFile {
-    /// Opens (creating with mode 0600) the chained file at `path`, locks it, verifies it and
-    /// its head file, and continues the chain from its last line.
+    /// Opens (creating with mode 0600) the chained file at `path`, verifies it and its head
+    /// file under the file's lock, and continues the chain from its last line.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
         let path = path.into();
         let mut options = OpenOptions::new();
@@ -51,11 +80,6 @@ impl ChainedFile {
             options.mode(0o600);
         }
         let file = options.open(&path).map_err(Error::io(&path))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::AuditLocked { path }),
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path)(e)),
-        }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -69,13 +93,17 @@ impl ChainedFile {
                 );
             }
         }
-        let verified = verify_file(&path, &file).map_err(|chain| Error::AuditBrokenChain {
-            path: path.clone(),
-            chain,
-        })?;
         let head_path = head_path(&path);
-        write_head(&path, verified.lines, &verified.head).map_err(Error::io(&head_path))?;
-        sync_parent(&path).map_err(Error::io(&path))?;
+        let verified = {
+            let _held = Held::take(&file, &path)?;
+            let verified = verify_file(&path, &file).map_err(|chain| Error::AuditBrokenChain {
+                path: path.clone(),
+                chain,
+            })?;
+            write_head(&path, verified.lines, &verified.head).map_err(Error::io(&head_path))?;
+            sync_parent(&path).map_err(Error::io(&path))?;
+            verified
+        };
         tracing::info!(
             path = %path.display(),
             lines = verified.lines,
@@ -87,12 +115,14 @@ impl ChainedFile {
             head_path,
             state: Mutex::new(State {
                 file,
-                lines: verified.lines,
-                head: verified.head,
-                len: verified.bytes,
-                poisoned: false,
-                since_anchor: 0,
-                last_anchor: Instant::now(),
+                chain: Chain {
+                    lines: verified.lines,
+                    head: verified.head,
+                    len: verified.bytes,
+                    poisoned: false,
+                    since_anchor: 0,
+                    last_anchor: Instant::now(),
+                },
             }),
         })
     }
@@ -102,20 +132,55 @@ impl ChainedFile {
         &self.path
     }
 
-    /// The current head: the number of lines and the hash of the last one.
+    /// The head as this writer last saw it (after its own last batch, or the last batch of
+    /// another writer it caught up with): the number of lines and the hash of the last one.
     pub fn head(&self) -> ChainReport {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         ChainReport {
-            lines: state.lines,
-            head: state.head.clone(),
+            lines: state.chain.lines,
+            head: state.chain.head.clone(),
         }
     }
 
-    /// Appends `events` as one write and one sync, then replaces the head file once.
-    fn append(&self, state: &mut State, events: &[AuditEvent]) -> Result<(), Error> {
+    /// With the lock held: takes in what other writers appended since this one last wrote,
+    /// checking that it continues the chain; refuses a file that lost lines.
+    fn catch_up(&self, file: &File, chain: &mut Chain) -> Result<(), Error> {
+        let len = file.metadata().map_err(Error::io(&self.path))?.len();
+        if len == chain.len {
+            return Ok(());
+        }
+        let broken = |chain| Error::AuditBrokenChain {
+            path: self.path.clone(),
+            chain,
+        };
+        if len < chain.len {
+            return Err(broken(ChainBreak::at(
+                0,
+                format!(
+                    "the file is {len} bytes, shorter than the {} bytes ({} lines) it had: \
+                     lines were removed",
+                    chain.len, chain.lines
+                ),
+            )));
+        }
+        let from = Verified {
+            lines: chain.lines,
+            head: chain.head.clone(),
+            bytes: chain.len,
+        };
+        let caught_up = verify_appended(&self.path, file, &from).map_err(broken)?;
+        chain.lines = caught_up.lines;
+        chain.head = caught_up.head;
+        chain.len = caught_up.bytes;
+        Ok(())
+    }
+
+    /// With the lock held and caught up: appends `events` as one write and one sync, then
+    /// replaces the head file once.
+    fn append(&self, file: &File, chain: &mut Chain, events: &[AuditEvent]) -> Result<(), Error> {
         let mut buf = Vec::with_capacity(events.len() * 512);
-        let mut lines = state.lines;
-        let mut head = state.head.clone();
+        let mut lines = chain.lines;
+        let mut head = chain.head.clone();
         for event in events {
             let start = buf.len();
             let line = ChainLine {
@@ -129,43 +194,43 @@ impl ChainedFile {
             buf.push(b'\n');
             lines += 1;
         }
-        if let Err(e) = (&state.file).write_all(&buf) {
+        if let Err(e) = (&*file).write_all(&buf) {
             // Cut a partial batch off so the chain stays intact; if that fails too, the end of
             // the file is unknown.
-            if state.file.set_len(state.len).is_err() {
-                state.poisoned = true;
+            if file.set_len(chain.len).is_err() {
+                chain.poisoned = true;
             }
             return Err(Error::io(&self.path)(e));
         }
-        if let Err(e) = state.file.sync_data() {
+        if let Err(e) = file.sync_data() {
             // After a failed sync the kernel may have dropped the data: stop here.
-            state.poisoned = true;
+            chain.poisoned = true;
             return Err(Error::io(&self.path)(e));
         }
-        state.lines = lines;
-        state.head = head;
-        state.len += buf.len() as u64;
+        chain.lines = lines;
+        chain.head = head;
+        chain.len += buf.len() as u64;
         // The lines are durable; a head file left behind by a failure here is accepted by
         // verification (it only weakens the truncation check until the next batch).
-        write_head(&self.path, state.lines, &state.head).map_err(Error::io(&self.head_path))?;
-        state.since_anchor += events.len() as u64;
-        if state.since_anchor >= ANCHOR_EVERY_RECORDS || state.last_anchor.elapsed() >= ANCHOR_EVERY
+        write_head(&self.path, chain.lines, &chain.head).map_err(Error::io(&self.head_path))?;
+        chain.since_anchor += events.len() as u64;
+        if chain.since_anchor >= ANCHOR_EVERY_RECORDS || chain.last_anchor.elapsed() >= ANCHOR_EVERY
         {
-            log_anchor(&self.path, state, "audit chain anchor");
+            log_anchor(&self.path, chain, "audit chain anchor");
         }
         Ok(())
     }
 }
 
-fn log_anchor(path: &Path, state: &mut State, message: &str) {
+fn log_anchor(path: &Path, chain: &mut Chain, message: &str) {
     tracing::info!(
         path = %path.display(),
-        lines = state.lines,
-        head = %state.head,
+        lines = chain.lines,
+        head = %chain.head,
         "{message}"
     );
-    state.since_anchor = 0;
-    state.last_anchor = Instant::now();
+    chain.since_anchor = 0;
+    chain.last_anchor = Instant::now();
 }
 
 impl AuditSink for ChainedFile {
@@ -180,13 +245,16 @@ impl AuditSink for ChainedFile {
             path: self.path.clone(),
         };
         let mut state = self.state.lock().map_err(|_| poisoned())?;
-        if state.poisoned {
+        if state.chain.poisoned {
             return Err(poisoned());
         }
         if events.is_empty() {
             return Ok(());
         }
-        self.append(&mut state, events)
+        let State { file, chain } = &mut *state;
+        let _held = Held::take(file, &self.path)?;
+        self.catch_up(file, chain)?;
+        self.append(file, chain, events)
     }
 }
 
@@ -205,7 +273,7 @@ impl Drop for ChainedFile {
     fn drop(&mut self) {
         let path = self.path.clone();
         let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        log_anchor(&path, state, "audit chain closed");
+        log_anchor(&path, &mut state.chain, "audit chain closed");
     }
 }
 
@@ -257,7 +325,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::audit::testing::{chain_of, event, read_lines, write_lines};
+    use crate::audit::testing::{
+        assert_holds_events_in_order, chain_of, event, read_lines, write_lines,
+    };
     use crate::audit::verify_chain;
 
     #[test]
@@ -315,18 +385,65 @@ mod tests {
     }
 
     #[test]
-    fn a_second_open_fails_while_the_first_is_alive() {
+    fn two_writers_on_one_file_take_turns_and_keep_one_chain() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
+        // As the running issuer and a `svctoken keys` command would: two opens, each with its
+        // own view of the end of the chain.
         let first = ChainedFile::open(&path).unwrap();
-        first.record(&event(1)).unwrap();
-        match ChainedFile::open(&path) {
-            Err(Error::AuditLocked { path: p }) => assert_eq!(p, path),
-            other => panic!("expected Locked, got {other:?}"),
-        }
-        drop(first);
         let second = ChainedFile::open(&path).unwrap();
-        assert_eq!(second.head().lines, 1);
+        first.record(&event(1)).unwrap();
+        second.record_batch(&[event(2), event(3)]).unwrap();
+        first.record(&event(4)).unwrap();
+        second.record(&event(5)).unwrap();
+        assert_eq!(first.head().lines, 4, "as of its own last batch");
+        assert_eq!(second.head().lines, 5);
+        let report = verify_chain(&path).unwrap();
+        assert_eq!(report, second.head());
+        assert_holds_events_in_order(&path);
+    }
+
+    #[test]
+    fn a_writer_refuses_to_continue_after_another_writer_broke_the_file() {
+        let (_dir, path) = chain_of(3);
+        let file = ChainedFile::open(&path).unwrap();
+        // Someone appends a line that does not continue the chain.
+        let mut lines = read_lines(&path);
+        lines.push(lines[0].clone());
+        write_lines(&path, &lines);
+        let err = file.record(&event(4)).unwrap_err();
+        assert!(
+            matches!(&err, Error::AuditBrokenChain { chain, .. } if chain.line == 4),
+            "{err:?}"
+        );
+        // Or cuts lines off.
+        write_lines(&path, &lines[..2]);
+        let err = file.record(&event(4)).unwrap_err();
+        assert!(err.to_string().contains("lines were removed"), "{err}");
+        assert_eq!(read_lines(&path).len(), 2, "nothing appended");
+    }
+
+    #[test]
+    fn a_batch_waits_for_the_lock_another_writer_holds() {
+        let (_dir, path) = chain_of(1);
+        let file = ChainedFile::open(&path).unwrap();
+        let other = File::open(&path).unwrap();
+        other.lock().unwrap();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                file.record(&event(2)).unwrap();
+                done_tx.send(()).unwrap();
+            });
+            assert!(
+                done.recv_timeout(Duration::from_millis(200)).is_err(),
+                "recorded while another writer held the lock"
+            );
+            other.unlock().unwrap();
+            done.recv_timeout(Duration::from_secs(10))
+                .expect("recorded once the lock was released");
+        });
+        assert_eq!(verify_chain(&path).unwrap().lines, 2);
     }
 
     #[cfg(unix)]
@@ -351,13 +468,7 @@ mod tests {
         assert_eq!(head.lines, 9);
         drop(file);
         assert_eq!(verify_chain(&path).unwrap(), head);
-        let lines = read_lines(&path);
-        for (i, line) in lines.iter().enumerate() {
-            assert_eq!(
-                serde_json::from_str::<AuditEvent>(line).unwrap(),
-                event(i as u64 + 1)
-            );
-        }
+        assert_holds_events_in_order(&path);
     }
 
     #[test]

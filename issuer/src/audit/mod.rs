@@ -1,4 +1,5 @@
-//! The audit trail: one structured event per token minted and per request refused.
+//! The audit trail: one structured event per token minted, per request refused, and per
+//! change in a signing key's life.
 //!
 //! # Events
 //!
@@ -13,10 +14,19 @@
 //! scrubbed, reach the trail.
 //!
 //! Fields, in this fixed order: `time` (RFC 3339 UTC, whole seconds, e.g.
-//! `2026-11-01T12:00:00Z`), `outcome` (`"issued"` or `"refused"`), `error` (the OAuth error code
-//! of a refusal), `reason`, `client_id`, `sub`, `aud`, `act` (an actor chain: `{"sub": ..., "act":
-//! {...}}`), `scope`, `jti`, `kid`, `exp` (unix seconds) and `peer`. **Absent values are omitted**
-//! (never written as `null`), so a line holds only what is known.
+//! `2026-11-01T12:00:00Z`), `outcome` (`"issued"`, `"refused"` or `"lifecycle"`), `error` (the
+//! OAuth error code of a refusal), `reason`, `client_id`, `sub`, `aud`, `act` (an actor chain:
+//! `{"sub": ..., "act": {...}}`), `scope`, `jti`, `kid`, `lifecycle`, `exp` (unix seconds) and
+//! `peer`. **Absent values are omitted** (never written as `null`), so a line holds only what is
+//! known.
+//!
+//! A `"lifecycle"` event is about the key `kid`, not a request: its [`Lifecycle`] says what
+//! changed (`prepared`, `rescheduled`, `activated`, `retired`, `removed`, `revoked`) with the
+//! times involved, who changed it (`timer`: the running issuer; `cli`: a `svctoken` command)
+//! and the key's algorithm, never key material. Lifecycle events are recorded with
+//! [`Auditor::record_now`] while the key store's lock is held, so the events of an issuer and
+//! of `svctoken keys` commands sharing one store and one chained file appear in the order the
+//! changes were made. Commands write them to the chained file only, not to standard output.
 //!
 //! # Sinks
 //!
@@ -66,8 +76,8 @@
 //!
 //! **Shutdown.** [`Auditor::flush`] returns once everything queued before it is recorded (the
 //! server calls it after its last request). When the last clone of an [`Auditor`] is dropped,
-//! the queue is closed and the drop waits for the writer to record what is still queued and
-//! drop its sinks; a [`ChainedFile`] then logs its head and releases its lock.
+//! the queue is closed and the drop waits for the writer to record what is still queued; the
+//! sinks are then dropped, and a [`ChainedFile`] logs its head.
 //!
 //! # The chained file
 //!
@@ -89,11 +99,19 @@
 //! `O_APPEND` (created with mode 0600), followed by one `sync_data`. If the write fails, the
 //! file is cut back to its previous length; if that or the sync fails, the end of the file is
 //! unknown and the [`ChainedFile`] refuses further records ([`Error::AuditPoisoned`]) until it
-//! is reopened, which re-verifies it. An exclusive `flock` is held for the life of a
-//! [`ChainedFile`], so a second writer (another process, or a second `open` in this one) fails
-//! with [`Error::AuditLocked`] instead of corrupting the chain. A crash (`kill -9`, power loss)
-//! loses the events still queued or being written: no fail-closed request was answered for
-//! them, but fail-open requests may have been.
+//! is reopened, which re-verifies it. A crash (`kill -9`, power loss) loses the events still
+//! queued or being written: no fail-closed request was answered for them, but fail-open requests
+//! may have been.
+//!
+//! **Several writers.** A running issuer and `svctoken keys` commands (separate processes)
+//! append to the same file. Each batch is written holding an exclusive `flock` on the file
+//! (waiting for it: another writer holds it for one batch, about 0.5 ms): under the lock the
+//! writer first compares the file's length with where its own last batch ended and, if another
+//! writer appended since, reads and verifies those lines from there (each must continue the
+//! chain, and the head file must agree), then appends after them and replaces the head file.
+//! A file that became shorter, or whose new lines do not continue the chain, is refused
+//! ([`Error::AuditBrokenChain`]) instead of being forked. [`ChainedFile::open`] verifies under
+//! the same lock, and [`verify_chain`] reads under a shared one, so it never sees half a batch.
 //!
 //! [`ChainedFile::open`] verifies an existing file first and refuses to append to a broken
 //! chain ([`Error::AuditBrokenChain`] names the line); otherwise it continues `seq` and `prev`
@@ -131,8 +149,8 @@
 //! logged with `tracing::info!` when the file is opened, after every 1000 records, at the first
 //! batch 60 seconds or more after the last such log, and when the file is closed; with logs
 //! shipped elsewhere, [`verify_chain_against`] checks the file against such an anchor. Deleting
-//! both files is only detectable from those anchors. Verification of a live file does not take
-//! the lock; it may, rarely, see a batch being written and report it as truncated: verify again.
+//! both files is only detectable from those anchors. Verification of a live file takes a shared
+//! lock, so it waits for the batch being written (if any) and sees whole batches only.
 //! Verification reads the whole file (115–180 MB/s, 350,000–550,000 lines a second, in a
 //! release build), which [`ChainedFile::open`] also does: rotate large files (close, move both
 //! files aside, open a new one).
@@ -174,6 +192,7 @@ mod chain;
 
 mod event;
 mod file;
+mod lifecycle;
 mod scrub;
 mod sinks;
 #[cfg(test)]
@@ -191,9 +210,10 @@ use crate::Error;
 pub use chain::{ChainBreak, ChainReport, head_path, verify_chain, verify_chain_against};
 pub use event::{AuditEvent, Outcome};
 pub use file::ChainedFile;
+pub use lifecycle::{ChangedBy, KeyChange, KeyRole, Lifecycle};
 pub use sinks::{AuditSink, MemorySink, StdoutSink};
 
-use writer::{Job, Writer};
+use writer::{Job, Sinks, Writer};
 
 /// The least time between the starts of two batches of a fail-open auditor (see the module
 /// docs): nobody waits for them, so they gather instead of paying a sync and a head file each.
@@ -213,7 +233,8 @@ pub struct Auditor {
 struct Shared {
     /// `None` when there are no sinks.
     writer: Option<Writer>,
-    sinks: usize,
+    /// The same sinks the writer records in, for [`Auditor::record_now`].
+    sinks: Sinks,
     fail_closed: bool,
     failures: Arc<AtomicU64>,
     losses: LossLog,
@@ -227,17 +248,18 @@ impl Auditor {
     /// fails ([`Error::AuditWriterStopped`]).
     pub fn new(sinks: Vec<Box<dyn AuditSink>>, fail_closed: bool) -> Self {
         let failures = Arc::new(AtomicU64::new(0));
-        let count = sinks.len();
+        let sinks: Sinks = sinks.into();
         let pace = if fail_closed {
             Duration::ZERO
         } else {
             FAIL_OPEN_PACE
         };
-        let writer = (!sinks.is_empty()).then(|| Writer::paced(sinks, Arc::clone(&failures), pace));
+        let writer = (!sinks.is_empty())
+            .then(|| Writer::paced(Arc::clone(&sinks), Arc::clone(&failures), pace));
         Auditor {
             inner: Arc::new(Shared {
                 writer,
-                sinks: count,
+                sinks,
                 fail_closed,
                 failures,
                 losses: LossLog::default(),
@@ -280,6 +302,18 @@ impl Auditor {
         recorded
     }
 
+    /// Records `events` in every sink from the calling thread, as one batch, and returns once
+    /// they are recorded (for the chained file: on disk), with the first sink error; failures
+    /// are logged and counted as for queued events, whether or not the auditor fails closed.
+    /// Blocking (it may wait for the disk and for another process's batch): for rare events
+    /// that must be on disk before the caller goes on, such as key lifecycle changes, which
+    /// are recorded while the key store's lock is held so that two processes' records appear
+    /// in the order of their changes. Events queued by [`Auditor::record`] before this call may
+    /// be recorded after it.
+    pub fn record_now(&self, events: &[AuditEvent]) -> Result<(), Error> {
+        writer::record_batch(&self.inner.sinks, events, &self.inner.failures)
+    }
+
     /// Returns once every event queued before the call has been recorded (or has failed), with
     /// the chained file's head written: call it before exiting. `Err` only if the writer is
     /// not running.
@@ -305,7 +339,7 @@ impl Auditor {
 
     /// How many sinks there are.
     pub fn sink_count(&self) -> usize {
-        self.inner.sinks
+        self.inner.sinks.len()
     }
 
     /// Counts an event that never reached the writer, and logs it (rate-limited).
@@ -324,7 +358,7 @@ impl Default for Auditor {
 impl fmt::Debug for Auditor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Auditor")
-            .field("sinks", &self.inner.sinks)
+            .field("sinks", &self.inner.sinks.len())
             .field("fail_closed", &self.inner.fail_closed)
             .field("failures", &self.failures())
             .finish()
@@ -457,7 +491,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn dropping_the_last_clone_records_what_is_queued_and_unlocks() {
+    async fn dropping_the_last_clone_records_what_is_queued() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
         let auditor = Auditor::new(vec![Box::new(ChainedFile::open(&path).unwrap())], false);
@@ -466,13 +500,29 @@ mod tests {
             clone.record(event(i)).await.unwrap();
         }
         drop(clone);
-        assert!(matches!(
-            ChainedFile::open(&path),
-            Err(Error::AuditLocked { .. })
-        ));
         drop(auditor);
         let reopened = ChainedFile::open(&path).unwrap();
         assert_eq!(reopened.head().lines, 50);
+    }
+
+    #[tokio::test]
+    async fn record_now_is_on_disk_when_it_returns_and_shares_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let file = Arc::new(ChainedFile::open(&path).unwrap());
+        let auditor = Auditor::new(vec![Box::new(Arc::clone(&file))], false);
+        auditor.record(event(1)).await.unwrap();
+        auditor.record_now(&[event(2), event(3)]).unwrap();
+        // Fail-open: event 1 may still be queued, but 2 and 3 are on disk.
+        let lines = read_lines(&path);
+        assert!(lines.len() >= 2, "{lines:?}");
+        auditor.flush().await.unwrap();
+        assert_eq!(verify_chain(&path).unwrap().lines, 3);
+        assert_eq!(auditor.failures(), 0);
+
+        let failing = Auditor::new(vec![Box::new(FailingSink)], false);
+        assert!(failing.record_now(&[event(4), event(5)]).is_err());
+        assert_eq!(failing.failures(), 2, "counted per event, fail-open or not");
     }
 
     #[tokio::test]

@@ -58,6 +58,16 @@ pub(super) fn read_lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that the chained file at `path` holds `event(1)`, `event(2)`, ... in that order.
+pub(super) fn assert_holds_events_in_order(path: &Path) {
+    for (i, line) in read_lines(path).iter().enumerate() {
+        assert_eq!(
+            serde_json::from_str::<AuditEvent>(line).unwrap(),
+            event(i as u64 + 1)
+        );
+    }
+}
+
 /// Replaces `path` with `lines`, each ended by a newline.
 pub(super) fn write_lines(path: &Path, lines: &[String]) {
     let mut text = lines.join("\n");

@@ -19,6 +19,10 @@ pub(super) const QUEUE_CAPACITY: usize = 4096;
 /// The name of the writer thread.
 const THREAD_NAME: &str = "svctoken-audit";
 
+/// The sinks, shared by the writer thread and [`Auditor::record_now`](super::Auditor::record_now)
+/// (each sink orders concurrent batches itself).
+pub(super) type Sinks = Arc<[Box<dyn AuditSink>]>;
+
 /// Where the writer sends a batch's result to a caller that waits for it.
 pub(super) type Reply = oneshot::Sender<Result<(), Error>>;
 
@@ -38,8 +42,8 @@ pub(super) enum Job {
 }
 
 /// The handle on the writer thread: the sending end of its queue. Dropping it closes the queue
-/// and waits for the thread to write what is queued and drop its sinks (a [`ChainedFile`]
-/// logs its head and releases its lock).
+/// and waits for the thread to write what is queued and drop its share of the sinks (a
+/// [`ChainedFile`] logs its head once the last share is dropped).
 ///
 /// [`ChainedFile`]: super::ChainedFile
 pub(super) struct Writer {
@@ -54,17 +58,13 @@ impl Writer {
     /// [`Error::AuditWriterStopped`].
     #[cfg(test)]
     pub(super) fn start(sinks: Vec<Box<dyn AuditSink>>, failures: Arc<AtomicU64>) -> Writer {
-        Writer::paced(sinks, failures, Duration::ZERO)
+        Writer::paced(sinks.into(), failures, Duration::ZERO)
     }
 
     /// Like [`Writer::start`], but a batch that nobody waits for (only events queued without
     /// a reply) starts no sooner than `pace` after the previous batch started: it gathers
     /// meanwhile, so the sinks' per-batch cost is paid at most once per `pace`.
-    pub(super) fn paced(
-        sinks: Vec<Box<dyn AuditSink>>,
-        failures: Arc<AtomicU64>,
-        pace: Duration,
-    ) -> Writer {
+    pub(super) fn paced(sinks: Sinks, failures: Arc<AtomicU64>, pace: Duration) -> Writer {
         let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
         let spawned = thread::Builder::new()
             .name(THREAD_NAME.to_owned())
@@ -167,7 +167,7 @@ fn commit(sinks: &[Box<dyn AuditSink>], jobs: impl Iterator<Item = Job>, failure
 /// Records `events` in every sink, in order, even after one fails; never panics (a sink's
 /// panic counts as its failure). Each failure is logged and added to `failures` once per
 /// event; the first is returned.
-fn record_batch(
+pub(super) fn record_batch(
     sinks: &[Box<dyn AuditSink>],
     events: &[AuditEvent],
     failures: &AtomicU64,
@@ -254,7 +254,8 @@ mod tests {
     async fn paced_batches_gather_what_nobody_waits_for_and_never_delay_a_waiter() {
         let (gate, control) = gate();
         let pace = Duration::from_millis(300);
-        let writer = Writer::paced(vec![Box::new(gate)], Arc::default(), pace);
+        let sinks: Vec<Box<dyn AuditSink>> = vec![Box::new(gate)];
+        let writer = Writer::paced(sinks.into(), Arc::default(), pace);
         let job = |i| Job::Record {
             event: event(i),
             reply: None,

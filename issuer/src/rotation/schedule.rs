@@ -1,6 +1,12 @@
 //! When keys are made, activated and removed: the [`Schedule`] and the pure threshold
 //! predicates [`rotate`](super::rotate) applies. Each predicate is a function of the key set
 //! (or one record), the schedule and `now`, and nothing else.
+//!
+//! With period P and lead L (`jwks_max_age` + 5 s), a key activated at A signs until A + P; its
+//! standby is published at A (as soon as there is no standby, in general) and signs from
+//! A + P, or a full lead after it was published if that is later. Since P is at least 2 L, the
+//! standby has been in every caching verifier's copy of the JWKS for most of the period when it
+//! takes over, ready for an emergency revocation of the signing key.
 
 use std::time::Duration;
 
@@ -70,14 +76,16 @@ impl Schedule {
     }
 }
 
-/// Whether a new key must be published at `now`, and if so the time it may start signing.
+/// Whether a new key (the standby) must be published at `now`, and if so the time it may start
+/// signing.
 ///
-/// - Never while a key is waiting, nor while none signs (the first key of a store, or the one
-///   replacing a revoked key, is made to sign at once instead).
-/// - At once when the signing key's algorithm is not the configured one: the new key signs a
-///   full lead later.
-/// - Otherwise from one lead before the signing key's period ends: the new key signs at the
-///   period's end, or a full lead after `now` when the lifecycle runs late.
+/// - Never while a standby waits, nor while no key signs (the first key of a store, or the one
+///   replacing a revoked key with no standby, is made to sign at once instead).
+/// - Otherwise at once, so that the standby is published for as long as possible before it is
+///   needed. When the signing key's algorithm is the configured one, the standby signs at the
+///   end of the signing key's period, or a full lead after `now` if that is later (the
+///   lifecycle ran late, or the previous standby was revoked or withdrawn). When it is not, the
+///   standby signs a full lead after `now`.
 pub fn should_prepare(set: &KeySet, schedule: &Schedule, now: u64) -> Option<u64> {
     if set.prepared().is_some() {
         return None;
@@ -91,11 +99,21 @@ pub fn should_prepare(set: &KeySet, schedule: &Schedule, now: u64) -> Option<u64
         return Some(now + lead);
     }
     let end_of_period = activated_at + schedule.rotation_period.as_secs();
-    (end_of_period.saturating_sub(lead) <= now).then(|| end_of_period.max(now + lead))
+    Some(end_of_period.max(now + lead))
 }
 
-/// Whether the waiting key starts signing at `now`: once its activation time has come, or at
-/// once when no key signs (an emergency: it then signs before its full lead).
+/// Whether the standby must leave the JWKS unused at `now`: its algorithm is no longer the
+/// configured one while another key signs (a standby of the new algorithm replaces it). With
+/// no key signing it is kept: it takes over at once, and verifiers already hold it.
+pub fn should_withdraw(set: &KeySet, schedule: &Schedule) -> bool {
+    set.active().is_some()
+        && set
+            .prepared()
+            .is_some_and(|standby| standby.alg != schedule.algorithm)
+}
+
+/// Whether the standby starts signing at `now`: once its activation time has come, or at once
+/// when no key signs (an emergency: the signing key was revoked).
 pub fn should_activate(set: &KeySet, now: u64) -> bool {
     match set.prepared().map(|k| k.state) {
         Some(KeyState::Prepared { activate_at }) => activate_at <= now || set.active().is_none(),
@@ -166,23 +184,33 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn should_prepare_a_lead_before_the_period_ends() {
+    fn should_prepare_the_standby_as_soon_as_the_signing_key_has_none() {
         // Lead 65 s, period 3600 s; the active key signs from T0.
         let end = T0 + 3600;
         let eddsa = key(Algorithm::EdDSA, KeyState::Active { activated_at: T0 });
         let table: [(&str, KeySet, u64, Option<u64>); 9] = [
             ("empty store", set(vec![]), T0, None),
             ("no key signs", set(vec![retired(T0 + 9)]), end, None),
-            ("early in the period", set(vec![active(T0)]), T0 + 10, None),
             (
-                "one second before the lead",
+                "the moment the key activates: to sign at the period's end",
                 set(vec![active(T0)]),
-                end - 66,
-                None,
+                T0,
+                Some(end),
             ),
-            ("at the lead", set(vec![active(T0)]), end - 65, Some(end)),
             (
-                "within the lead",
+                "mid-period (the standby was revoked)",
+                set(vec![active(T0)]),
+                T0 + 1800,
+                Some(end),
+            ),
+            (
+                "one second before the prepare lead: still at the period's end",
+                set(vec![active(T0)]),
+                end - 65,
+                Some(end),
+            ),
+            (
+                "within the prepare lead: a full lead from now",
                 set(vec![active(T0)]),
                 end - 5,
                 Some(end + 60),
@@ -194,13 +222,13 @@ pub(super) mod tests {
                 Some(end + 965),
             ),
             (
-                "a key already waits",
+                "a standby already waits",
                 set(vec![active(T0), prepared(end)]),
-                end,
+                T0 + 10,
                 None,
             ),
             (
-                "algorithm changed: at once",
+                "algorithm changed: a full lead from now",
                 set(vec![eddsa]),
                 T0 + 1,
                 Some(T0 + 66),
@@ -208,6 +236,33 @@ pub(super) mod tests {
         ];
         for (case, keys, now, expect) in table {
             assert_eq!(should_prepare(&keys, &schedule(), now), expect, "{case}");
+        }
+    }
+
+    #[test]
+    fn should_withdraw_only_a_standby_of_another_algorithm_while_a_key_signs() {
+        let eddsa_standby = key(Algorithm::EdDSA, KeyState::Prepared { activate_at: T0 });
+        let table: [(&str, KeySet, bool); 5] = [
+            ("no standby", set(vec![active(T0)]), false),
+            (
+                "standby of the configured algorithm",
+                set(vec![active(T0), prepared(T0 + 3600)]),
+                false,
+            ),
+            (
+                "standby of another algorithm",
+                set(vec![active(T0), eddsa_standby.clone()]),
+                true,
+            ),
+            (
+                "no key signs: it takes over instead",
+                set(vec![eddsa_standby]),
+                false,
+            ),
+            ("empty store", set(vec![]), false),
+        ];
+        for (case, keys, expect) in table {
+            assert_eq!(should_withdraw(&keys, &schedule()), expect, "{case}");
         }
     }
 

@@ -27,7 +27,10 @@ impl AuditSink for Broken {
     }
 }
 
-async fn token_request(fail_closed: bool) -> (u16, Value, Auditor) {
+/// One token request to an issuer whose audit sink always fails: the answer, the auditor, and
+/// the failures counted before the request (the first key and its standby, made as the issuer
+/// opened, could not be recorded either).
+async fn token_request(fail_closed: bool) -> (u16, Value, Auditor, u64) {
     let settings = Settings::from_toml(
         &format!("[audit]\nfile = \"\"\n{}", worker_client("")),
         &Overrides {
@@ -43,7 +46,8 @@ async fn token_request(fail_closed: bool) -> (u16, Value, Auditor) {
         Arc::new(MockClock::at_unix(1_800_000_000)),
         auditor.clone(),
     )
-    .expect("issuer");
+    .expect("the issuer opens: a lifecycle change stands when it cannot be recorded");
+    let before = auditor.failures();
     let request = Request::post("/oauth/token")
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Body::from(format!(
@@ -62,21 +66,23 @@ async fn token_request(fail_closed: bool) -> (u16, Value, Auditor) {
         status,
         serde_json::from_slice(&body).expect("json"),
         auditor,
+        before,
     )
 }
 
 #[tokio::test]
 async fn fail_closed_withholds_a_token_the_trail_could_not_record() {
-    let (status, body, auditor) = token_request(true).await;
+    let (status, body, auditor, before) = token_request(true).await;
+    assert_eq!(before, 3, "prepared, activated, prepared");
     assert_eq!(status, 500, "{body}");
     assert_eq!(body["error"], "server_error");
     assert!(body.get("access_token").is_none(), "the token is withheld");
-    assert_eq!(auditor.failures(), 1);
+    assert_eq!(auditor.failures() - before, 1);
 
-    let (status, body, auditor) = token_request(false).await;
+    let (status, body, auditor, before) = token_request(false).await;
     assert_eq!(status, 200, "fail-open hands the token out: {body}");
     assert!(body["access_token"].is_string());
     // Fail-open answers without waiting for the writer; the failure is counted once it tried.
     auditor.flush().await.expect("the writer runs");
-    assert_eq!(auditor.failures(), 1, "and counts the failure");
+    assert_eq!(auditor.failures() - before, 1, "and counts the failure");
 }

@@ -147,14 +147,15 @@ async fn revoked_key_is_rejected_after_max_age() {
     let kid = t.issuer.minter().active_key().kid().to_owned();
     let issuer = t.issuer.clone();
     let schedule = issuer.settings().schedule().clone();
-    let (revocation, _) = tokio::task::spawn_blocking(move || {
-        let out = rotation::revoke(issuer.keys().store(), &schedule, &kid, START);
+    let revocation = tokio::task::spawn_blocking(move || {
+        let out = rotation::revoke(issuer.keys().store(), &schedule, &kid, START, &());
         issuer.refresh().expect("refresh");
         out
     })
     .await
     .expect("join")
-    .expect("revoke");
+    .expect("revoke")
+    .revocation;
     assert_eq!(
         revocation.trusted_until,
         START + 120,

@@ -190,6 +190,26 @@ async fn a_trusted_user_token_becomes_a_service_token_acting_for_that_user() {
     );
 }
 
+/// Revokes the issuer's signing key (its standby takes over) and lets it pick that up.
+async fn revoke_signing_key(issuer: &TestIssuer) {
+    let issuer = issuer.issuer.clone();
+    let kid = issuer.minter().active_key().kid().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let schedule = issuer.settings().schedule().clone();
+        rotation::revoke(
+            issuer.keys().store(),
+            &schedule,
+            &kid,
+            SystemClock.unix_secs(),
+            &(),
+        )
+        .expect("revoke");
+        issuer.refresh().expect("refresh");
+    })
+    .await
+    .expect("join");
+}
+
 /// Unlike Convex, the upstream JWKS cache refetches once on an unknown kid (so an upstream
 /// rotation doesn't lock users out for max-age), but at most once a minute.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,22 +229,16 @@ async fn the_upstream_jwks_is_refetched_once_on_an_unknown_kid() {
     );
     assert_eq!(jwks.fetch_count().await, 1, "cached (max-age=300)");
 
-    // The upstream rotates in an emergency: a new key signs at once.
-    let issuer = up.issuer.clone();
-    let kid = issuer.minter().active_key().kid().to_owned();
-    tokio::task::spawn_blocking(move || {
-        let schedule = issuer.settings().schedule().clone();
-        rotation::revoke(
-            issuer.keys().store(),
-            &schedule,
-            &kid,
-            SystemClock.unix_secs(),
-        )
-        .expect("revoke");
-        issuer.refresh().expect("refresh");
-    })
-    .await
-    .expect("join");
+    // The upstream revokes its signing key in an emergency: its standby, already in the
+    // cached JWKS, signs at once, and nothing is refetched.
+    revoke_signing_key(&up).await;
+    assert_eq!(
+        exchange(&t, &user_token(&minter, "user:1", None)).await.0,
+        200
+    );
+    assert_eq!(jwks.fetch_count().await, 1, "the standby was cached");
+    // Again: now the standby published a moment ago signs, which the cached copy lacks.
+    revoke_signing_key(&up).await;
     assert_eq!(
         exchange(&t, &user_token(&minter, "user:1", None)).await.0,
         200,

@@ -67,7 +67,8 @@ async fn jwks_is_cacheable_with_etag_and_answers_304() {
     assert!(300 < lead);
     let etag = headers["etag"].to_str().expect("ascii").to_owned();
     let jwks: Value = response.json().await.expect("json");
-    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(1));
+    // The signing key and its standby.
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2));
 
     let again = t
         .http
@@ -206,7 +207,10 @@ async fn health_readiness_and_metrics() {
         text.contains("svctoken_token_requests_refused_total{error=\"invalid_client\"} 1"),
         "{text}"
     );
-    assert!(text.contains("svctoken_published_keys 1"), "{text}");
+    assert!(
+        text.contains("svctoken_published_keys 2"),
+        "the signing key and its standby: {text}"
+    );
     let missing = t
         .http
         .get(format!("{}/nope", t.url))
