@@ -47,12 +47,22 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         let bound = listener.local_addr()?;
         overrides.listen = Some(bound.to_string());
         let data_dir = config.data_dir(&overrides);
-        let store = crate::open_store(&data_dir)?;
         let dev_secret_file = data_dir.join("dev-client-secret");
-        if config.is_embedded_default() {
+        // A configuration is validated before its key store is opened, so a refused one
+        // leaves nothing behind; the embedded default's development client lives in the store's
+        // directory, so that store is opened first.
+        let store = if config.is_embedded_default() {
+            let store = crate::open_store(&data_dir)?;
             config.add_client(dev_client(&dev_secret_file)?);
-        }
+            Some(store)
+        } else {
+            None
+        };
         let settings = config.validate(&overrides)?;
+        let store = match store {
+            Some(store) => store,
+            None => crate::open_store(&data_dir)?,
+        };
         if settings.clients().iter().next().is_none() {
             tracing::warn!("no [[clients]] are configured: nobody can fetch tokens");
         }

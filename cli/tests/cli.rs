@@ -701,6 +701,10 @@ fn standard_oidc_claims_with_the_wrong_type_are_refused() {
         ),
         "{err}"
     );
+    assert!(
+        !dir.path().join("serve-data").exists(),
+        "a refused configuration leaves no key store behind"
+    );
 
     std::fs::write(dir.path().join("oidc.toml"), oidc).expect("write");
     let mint = |claims: &[&str], data: &str| {
