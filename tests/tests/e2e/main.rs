@@ -13,4 +13,5 @@ mod delegation;
 mod exchange;
 mod http;
 mod interop;
+mod proxy;
 mod rotation;
