@@ -44,7 +44,8 @@
 //!
 //! The batch succeeds or fails as a whole in each sink: if the write or the sync fails, every
 //! event of the batch counts as not recorded. A sink failure is logged with `tracing::error!`
-//! (once per batch) and counted once per event ([`Auditor::failures`]); whether it also fails
+//! (once per batch) and counted once per event ([`Auditor::failures`], served at `/metrics` as
+//! `svctoken_audit_failures_total`); whether it also fails
 //! the request is the caller's choice, made once in [`Auditor::new`] (`fail_closed`).
 //!
 //! **Fail open or fail closed.** With `fail_closed = false`, [`Auditor::record`] queues the event

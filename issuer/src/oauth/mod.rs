@@ -25,7 +25,7 @@ pub use assertion::{MAX_ASSERTION_LIFETIME, ReplayCache};
 pub use ratelimit::RateLimiter;
 pub use refusal::{AssertionFailure, JoseFailure, OAuthError, RefusalReason, SubjectTokenFailure};
 pub use request::{BODY_LIMIT, TokenForm};
-pub use trusted::{RemoteJwks, TrustedIssuer};
+pub use trusted::{FETCH_RETRY_AFTER, RemoteJwks, TrustedIssuer, UPSTREAM_FETCH_TIMEOUT};
 
 use crate::clients::Client;
 use crate::{Result, Settings};

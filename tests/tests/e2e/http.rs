@@ -207,6 +207,7 @@ async fn health_readiness_and_metrics() {
         "{text}"
     );
     assert!(text.contains("svctoken_published_keys 1"), "{text}");
+    assert!(text.contains("svctoken_audit_failures_total 0"), "{text}");
     let missing = t
         .http
         .get(format!("{}/nope", t.url))

@@ -15,3 +15,4 @@ mod http;
 mod interop;
 mod proxy;
 mod rotation;
+mod upstream;
