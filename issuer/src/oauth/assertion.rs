@@ -1,7 +1,7 @@
 //! `private_key_jwt` client authentication (RFC 7523 section 2.2, RFC 7521): the client signs
 //! a short-lived JWT with a key registered in its `[[clients]]` block.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -20,18 +20,32 @@ pub const MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
 const LEEWAY: Duration = Duration::from_secs(5);
 
 /// Remembers every assertion `jti` until the assertion expires, so none is accepted twice.
+///
+/// Each entry is a 128-bit digest of (client, `jti`) and its `exp`, kept in one map per
+/// [`BUCKET_SECS`] of `exp`: a map whose assertions have all expired is dropped whole, so
+/// forgetting costs no scan of live entries, and an entry costs some 30 to 60 bytes.
 #[derive(Debug)]
 pub struct ReplayCache {
-    seen: Mutex<HashMap<(String, String), u64>>,
+    buckets: Mutex<Buckets>,
     capacity: usize,
 }
+
+/// Live entries by `exp / BUCKET_SECS`.
+#[derive(Debug, Default)]
+struct Buckets {
+    by_expiry: BTreeMap<u64, HashMap<u128, u64>>,
+    len: usize,
+}
+
+/// The span of `exp` values one bucket holds.
+const BUCKET_SECS: u64 = 10;
 
 impl ReplayCache {
     /// A cache holding at most `capacity` live `jti`s; when full of live entries it refuses
     /// new assertions rather than forget (fail closed).
     pub fn new(capacity: usize) -> Self {
         ReplayCache {
-            seen: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets::default()),
             capacity,
         }
     }
@@ -39,23 +53,55 @@ impl ReplayCache {
     /// Records `jti` for `client` until `exp`; false if it was already used (or the cache is
     /// full of live entries).
     pub fn first_use(&self, client: &str, jti: &str, exp: u64, now: u64) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (client.to_owned(), jti.to_owned());
-        if seen
-            .get(&key)
-            .is_some_and(|&until| until + LEEWAY.as_secs() >= now)
+        let key = digest(client, jti);
+        let live = |until: u64| until + LEEWAY.as_secs() >= now;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let b = &mut *buckets;
+        // Whole buckets of expired assertions go first.
+        while let Some(oldest) = b.by_expiry.first_entry() {
+            if live(oldest.key() * BUCKET_SECS + BUCKET_SECS - 1) {
+                break;
+            }
+            b.len -= oldest.remove().len();
+        }
+        if b.by_expiry
+            .values()
+            .any(|set| set.get(&key).is_some_and(|&until| live(until)))
         {
             return false;
         }
-        if seen.len() >= self.capacity {
-            seen.retain(|_, &mut until| until + LEEWAY.as_secs() >= now);
-            if seen.len() >= self.capacity {
+        if b.len >= self.capacity {
+            // Full: forget the expired entries of the buckets that may hold some.
+            for (bucket, set) in &mut b.by_expiry {
+                if live(bucket * BUCKET_SECS) {
+                    break;
+                }
+                let before = set.len();
+                set.retain(|_, until| live(*until));
+                b.len -= before - set.len();
+            }
+            if b.len >= self.capacity {
                 return false;
             }
         }
-        seen.insert(key, exp);
+        let set = b.by_expiry.entry(exp / BUCKET_SECS).or_default();
+        if set.insert(key, exp).is_none() {
+            b.len += 1;
+        }
         true
     }
+}
+
+/// A 128-bit digest of (client, `jti`), the client's length first so no two pairs collide by
+/// concatenation.
+fn digest(client: &str, jti: &str) -> u128 {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(&(client.len() as u64).to_le_bytes());
+    context.update(client.as_bytes());
+    context.update(jti.as_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&context.finish().as_ref()[..16]);
+    u128::from_le_bytes(first)
 }
 
 /// The client an assertion claims to come from (its unverified `sub`, else `iss`): only to
@@ -138,5 +184,20 @@ mod tests {
             cache.first_use("c", "a", 300, 110),
             "an expired jti may come back"
         );
+    }
+
+    #[test]
+    fn replay_cache_keeps_every_live_jti_across_buckets_and_drops_expired_ones() {
+        let cache = ReplayCache::new(1000);
+        for i in 0..500u64 {
+            assert!(cache.first_use("c", &i.to_string(), 1000 + i, 990));
+        }
+        for i in 0..500u64 {
+            assert!(!cache.first_use("c", &i.to_string(), 2000, 1000 + i), "{i}");
+        }
+        // Past every exp (+ leeway): whole buckets were dropped, the cache is empty again.
+        assert!(cache.first_use("c", "0", 3000, 1505));
+        let buckets = cache.buckets.lock().expect("lock");
+        assert_eq!((buckets.len, buckets.by_expiry.len()), (1, 1));
     }
 }
