@@ -8,8 +8,10 @@
 //! - [`interop`]: runs independent JOSE implementations (Node `jose`, Python `PyJWT`) against
 //!   our tokens and JWKS.
 //! - [`harness`]: [`harness::spawn_issuer`] and friends: a real issuer on 127.0.0.1:0.
+//! - [`soak`]: the load generator of `bench/soak` (the `soak-load` binary).
 
 pub mod convex;
 pub mod fake_convex;
 pub mod harness;
 pub mod interop;
+pub mod soak;
