@@ -32,8 +32,8 @@ use crate::{Result, Settings};
 use request::{Grant, TokenRequest};
 
 /// How many assertion `jti`s are remembered at most: with one-minute assertions, about
-/// 15,000 `private_key_jwt` requests a second sustained, in some 30 to 60 MB at worst (the
-/// memory is only taken under such a load).
+/// 13,000 `private_key_jwt` requests a second sustained, in 10 to 20 MB at worst (the memory is
+/// only taken under such a load).
 const REPLAY_CAPACITY: usize = 1_000_000;
 
 /// A granted request: the answer, and the facts the log and the audit trail record.
