@@ -1,7 +1,6 @@
 //! [`Issuer`]: a running issuer's shared state, and [`Issuer::token`], the one call that turns
 //! a token request into a token or a refusal, audited and counted.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use svctoken_mint::oauth::TokenResponse;
@@ -10,7 +9,7 @@ use svctoken_mint::{Clock, Minter};
 use crate::audit::{self, AuditEvent, Auditor, ChangedBy};
 use crate::oauth::{Granted, OAuthError, Refusal, RefusalReason, TokenEndpoint, TokenForm};
 use crate::rotation::AuditJournal;
-use crate::{AuditConfig, ClientRegistry, KeyRing, KeyStore, Metrics, Result, Settings};
+use crate::{AuditConfig, ClientRegistry, KeyRing, KeyStore, Metrics, Peer, Result, Settings};
 
 /// A running issuer's shared state. Cheap to clone.
 #[derive(Clone)]
@@ -76,7 +75,7 @@ impl Issuer {
     pub async fn token(
         &self,
         form: TokenForm,
-        peer: Option<SocketAddr>,
+        peer: Option<Peer>,
     ) -> Result<TokenResponse, OAuthError> {
         match self.inner.endpoint.handle(&self.inner.settings, form).await {
             Ok(granted) => self.issued(granted, peer).await,
@@ -87,7 +86,7 @@ impl Issuer {
     async fn issued(
         &self,
         granted: Granted,
-        peer: Option<SocketAddr>,
+        peer: Option<Peer>,
     ) -> Result<TokenResponse, OAuthError> {
         tracing::debug!(
             client_id = %granted.client_id, sub = %granted.subject, aud = %granted.audience,
@@ -116,7 +115,7 @@ impl Issuer {
     }
 
     /// Logs, counts and records a refusal; the error to send.
-    pub(crate) async fn refused(&self, refusal: Refusal, peer: Option<SocketAddr>) -> OAuthError {
+    pub(crate) async fn refused(&self, refusal: Refusal, peer: Option<Peer>) -> OAuthError {
         let error = OAuthError::from(refusal.reason);
         self.inner.metrics.refused(&error.code);
         tracing::info!(

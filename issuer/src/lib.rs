@@ -31,6 +31,8 @@
 //! - [`oauth`]: the token operation, one step per module (request, authn, ratelimit, exchange,
 //!   policy) and the refusal reasons with their RFC 6749 answers.
 //! - `http`: [`router`] and [`serve`]; the token endpoint's extractor and responses.
+//! - `peer`: the request's [`Peer`], read from forwarding headers only behind
+//!   [`TrustedProxies`].
 //! - [`store`]: the key store trait, the files and memory stores, and the contract suite every
 //!   store passes (`store::contract`, with the `test-util` feature).
 //! - [`rotation`]: the key lifecycle, its schedule and threshold predicates.
@@ -49,6 +51,7 @@ pub mod keyring;
 mod lifecycle;
 mod metrics;
 pub mod oauth;
+mod peer;
 pub mod rotation;
 pub mod settings;
 pub mod store;
@@ -58,6 +61,7 @@ pub use http::{router, serve};
 pub use issuer::Issuer;
 pub use lifecycle::LIFECYCLE_INTERVAL;
 pub use metrics::Metrics;
+pub use peer::{Peer, TrustedProxies};
 
 // Short paths for the crate's own modules; the public path of each is its module's.
 use audience::{Audience, Profile};

@@ -59,8 +59,14 @@ impl Metrics {
         self.jwks_requests.fetch_add(1, Relaxed);
     }
 
-    /// Renders every counter, plus `key_age_seconds` of the active key.
-    pub fn render(&self, active_key_age: u64, published_keys: usize) -> String {
+    /// Renders every counter, plus `key_age_seconds` of the active key and
+    /// `audit_failures_total`, which the [`Auditor`](crate::audit::Auditor) counts.
+    pub fn render(
+        &self,
+        active_key_age: u64,
+        published_keys: usize,
+        audit_failures: u64,
+    ) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = writeln!(
@@ -82,6 +88,11 @@ impl Metrics {
             "svctoken_key_rotation_failures_total",
             "Lifecycle runs that failed.",
             self.rotation_failures.load(Relaxed),
+        );
+        counter(
+            "svctoken_audit_failures_total",
+            "Audit events a sink failed to record, or dropped from a full queue.",
+            audit_failures,
         );
         counter(
             "svctoken_jwks_requests_total",

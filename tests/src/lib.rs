@@ -12,6 +12,7 @@
 //!   algorithms, HMACs keyed with public keys), for the attack suite.
 //! - [`raw_http`]: HTTP/1.1 requests written byte for byte (repeated or malformed headers,
 //!   any body), for requests an HTTP client library refuses to send.
+//! - [`soak`]: the load generator of `bench/soak` (the `soak-load` binary).
 
 pub mod convex;
 pub mod fake_convex;
@@ -19,3 +20,4 @@ pub mod forge;
 pub mod harness;
 pub mod interop;
 pub mod raw_http;
+pub mod soak;

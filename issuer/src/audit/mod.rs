@@ -54,7 +54,8 @@
 //!
 //! The batch succeeds or fails as a whole in each sink: if the write or the sync fails, every
 //! event of the batch counts as not recorded. A sink failure is logged with `tracing::error!`
-//! (once per batch) and counted once per event ([`Auditor::failures`]); whether it also fails
+//! (once per batch) and counted once per event ([`Auditor::failures`], served at `/metrics` as
+//! `svctoken_audit_failures_total`); whether it also fails
 //! the request is the caller's choice, made once in [`Auditor::new`] (`fail_closed`).
 //!
 //! **Fail open or fail closed.** With `fail_closed = false`, [`Auditor::record`] queues the event
@@ -282,8 +283,9 @@ impl Auditor {
             return Ok(());
         };
         if !self.inner.fail_closed {
-            if let Err(error) = writer.try_send(Job::Record { event, reply: None }) {
-                self.lost(&error);
+            match writer.try_send(Job::Record { event, reply: None }) {
+                Err(error) => self.lost(&error),
+                Ok(()) => self.inner.losses.settle(),
             }
             return Ok(());
         }
@@ -391,6 +393,30 @@ impl LossLog {
             fail_closed,
             "audit events were not recorded (logged at most once a second)"
         );
+    }
+
+    /// Logs the losses not logged yet (those after the last line, within its second), once
+    /// that second is over: called when an event was queued again, so a burst of losses that
+    /// ends is still reported whole. One atomic load when there are none.
+    fn settle(&self) {
+        if self.unlogged.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let Ok(mut last) = self.last.try_lock() else {
+            return;
+        };
+        if last.is_some_and(|at| at.elapsed() < LOSS_LOG_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let lost = self.unlogged.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            tracing::error!(
+                lost,
+                fail_closed = false,
+                "audit events were not recorded (the rest of a burst: the queue was full)"
+            );
+        }
     }
 }
 
@@ -545,5 +571,24 @@ mod tests {
         assert_eq!(*control.batches.lock().unwrap(), [1, QUEUE_CAPACITY]);
         // The second batch failed in the sink: every one of its events counts too.
         assert_eq!(auditor.failures(), 5 + QUEUE_CAPACITY as u64);
+    }
+
+    #[test]
+    fn losses_after_the_last_log_line_are_reported_once_its_second_is_over() {
+        let log = LossLog::default();
+        for _ in 0..5 {
+            log.note(&Error::AuditQueueFull, false);
+        }
+        let unlogged = || log.unlogged.load(Ordering::Relaxed);
+        assert_eq!(
+            unlogged(),
+            4,
+            "the first was logged, four wait for the next second"
+        );
+        log.settle();
+        assert_eq!(unlogged(), 4, "not within the second");
+        *log.last.lock().unwrap() = Instant::now().checked_sub(LOSS_LOG_EVERY);
+        log.settle();
+        assert_eq!(unlogged(), 0, "reported once the second is over");
     }
 }

@@ -166,7 +166,9 @@ async fn metrics(State(issuer): State<Issuer>) -> Response {
         .active()
         .and_then(|k| k.state.activated_at())
         .map_or(0, |at| issuer.clock().unix_secs().saturating_sub(at));
-    let body = issuer.metrics().render(age, published.set.keys.len());
+    let body = issuer
+        .metrics()
+        .render(age, published.set.keys.len(), issuer.auditor().failures());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

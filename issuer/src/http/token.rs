@@ -1,25 +1,47 @@
 //! `POST /oauth/token`: the [`TokenForm`] extractor, and a handler that only extracts and
 //! answers.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Extension, FromRequest, Request, State};
-use axum::http::HeaderValue;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap, HeaderValue};
 
 use super::response::Issued;
-use crate::Issuer;
 use crate::oauth::{OAuthError, Refusal, RefusalReason, TokenForm};
+use crate::{Issuer, Peer};
 
 /// The token endpoint.
 pub(super) async fn token(
     State(issuer): State<Issuer>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientPeer(peer): ClientPeer,
     form: TokenForm,
 ) -> Result<Issued, OAuthError> {
-    let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
     issuer.token(form, peer).await.map(Issued)
+}
+
+/// The request's client: the TCP peer, or behind a trusted proxy the address its forwarding
+/// headers name (`None` without a socket, as in tests that call the router directly).
+pub(super) struct ClientPeer(Option<Peer>);
+
+impl FromRequestParts<Issuer> for ClientPeer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, issuer: &Issuer) -> Result<Self, Infallible> {
+        Ok(ClientPeer(client_peer(
+            &parts.extensions,
+            &parts.headers,
+            issuer,
+        )))
+    }
+}
+
+fn client_peer(extensions: &Extensions, headers: &HeaderMap, issuer: &Issuer) -> Option<Peer> {
+    let ConnectInfo(tcp) = extensions.get::<ConnectInfo<SocketAddr>>()?;
+    Some(issuer.settings().trusted_proxies().client(*tcp, headers))
 }
 
 impl FromRequest<Issuer> for TokenForm {
@@ -29,10 +51,7 @@ impl FromRequest<Issuer> for TokenForm {
     /// string, or a repeated `Authorization` or `Content-Type` header is refused, logged and
     /// audited like any other.
     async fn from_request(request: Request, issuer: &Issuer) -> Result<Self, OAuthError> {
-        let peer = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| *addr);
+        let peer = client_peer(request.extensions(), request.headers(), issuer);
         let has_query = request.uri().query().is_some();
         let repeated = [
             (AUTHORIZATION, "authorization"),

@@ -383,6 +383,12 @@ impl From<RefusalReason> for OAuthError {
                 C::InvalidRequest,
                 "the subject_token's chain of actors is too long",
             ),
+            // Not the token's fault: RFC 8693's invalid_request would tell the client to give
+            // up on a token that may be valid; a 503 tells it (and svctoken-client) to retry.
+            R::SubjectToken(SubjectTokenFailure::KeysUnavailable) => (
+                C::TemporarilyUnavailable,
+                "the keys of the subject_token's issuer could not be fetched; retry later",
+            ),
             R::SubjectToken(_) => (C::InvalidRequest, "the subject_token is not acceptable"),
             R::AlgorithmChanging => (
                 C::TemporarilyUnavailable,
@@ -401,6 +407,9 @@ impl From<RefusalReason> for OAuthError {
         };
         let retry_after = match reason {
             R::RateLimited { retry_after } => Some(retry_after),
+            R::SubjectToken(SubjectTokenFailure::KeysUnavailable) => {
+                Some(super::trusted::FETCH_RETRY_AFTER.as_secs())
+            }
             _ => None,
         };
         OAuthError {
@@ -452,6 +461,17 @@ mod tests {
             503
         );
         assert_eq!(OAuthError::from(RefusalReason::AuditFailed).status, 500);
+        let upstream_down = OAuthError::from(RefusalReason::SubjectToken(
+            SubjectTokenFailure::KeysUnavailable,
+        ));
+        assert_eq!(
+            (
+                upstream_down.code,
+                upstream_down.status,
+                upstream_down.retry_after
+            ),
+            (ErrorCode::TemporarilyUnavailable, 503, Some(5))
+        );
         assert_eq!(OAuthError::from(RefusalReason::ScopeNotGranted).status, 400);
     }
 }

@@ -19,6 +19,9 @@ pub(crate) struct ConfigFile {
     pub(crate) listen: Option<String>,
     /// Directory of the files key store. Default `./svctoken-data`.
     pub(crate) data_dir: Option<PathBuf>,
+    /// Proxies (CIDRs) whose `Forwarded` / `X-Forwarded-For` name the client. Default: none.
+    #[serde(default)]
+    pub(crate) trusted_proxies: Vec<String>,
     /// Key settings.
     #[serde(default)]
     pub(crate) keys: KeysConfig,

@@ -20,6 +20,7 @@ pub use client::MAX_TTL_LIMIT;
 pub use file::{AuditConfig, ClientConfig, RateLimitConfig, TrustedIssuerConfig, parse_duration};
 
 use crate::clients::ClientRegistry;
+use crate::peer::TrustedProxies;
 use crate::rotation::Schedule;
 use crate::{Error, Result};
 use file::ConfigFile;
@@ -143,6 +144,7 @@ impl Config {
                 .and_then(|_| IssuerUrl::parse(&t.jwks_uri))
                 .map_err(|e| Error::Config(format!("[[trusted_issuers]] {:?}: {e}", t.issuer)))?;
         }
+        let trusted_proxies = TrustedProxies::parse(&self.file.trusted_proxies)?;
         let rate_limit = self.file.rate_limit;
         if rate_limit.is_some_and(|r| r.burst == 0 || r.per_minute == 0) {
             return Err(Error::Config(
@@ -178,6 +180,7 @@ impl Config {
             audiences,
             clients,
             trusted_issuers: self.file.trusted_issuers.clone(),
+            trusted_proxies,
             rate_limit,
             audit: AuditConfig {
                 file: audit_file,
@@ -232,6 +235,7 @@ pub struct Settings {
     audiences: Vec<Audience>,
     clients: ClientRegistry,
     trusted_issuers: Vec<TrustedIssuerConfig>,
+    trusted_proxies: TrustedProxies,
     rate_limit: Option<RateLimitConfig>,
     audit: AuditConfig,
     embedded_default: bool,
@@ -286,6 +290,12 @@ impl Settings {
     /// Upstream issuers whose tokens may be exchanged. Default none.
     pub fn trusted_issuers(&self) -> &[TrustedIssuerConfig] {
         &self.trusted_issuers
+    }
+
+    /// The proxies whose forwarding headers name the client (the audit trail's and the logs'
+    /// `peer`). Default none: the TCP peer is the client.
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.trusted_proxies
     }
 
     /// The per-client rate limit, if `[rate_limit]` is configured (then 100 at once and 600
@@ -411,6 +421,16 @@ mod tests {
         assert_eq!(s.audiences()[0].profile, Profile::ConvexCustomJwt);
         assert_eq!(s.schedule(), &Schedule::default());
         assert!(s.rate_limit().is_none(), "no rate limit unless configured");
+        assert!(
+            s.trusted_proxies().is_empty(),
+            "no proxy trusted unless configured"
+        );
+        let proxied = load("trusted_proxies = [\"10.0.0.0/8\", \"::1\"]").expect("CIDRs");
+        assert!(
+            proxied
+                .trusted_proxies()
+                .contains("10.1.2.3".parse().expect("ip"))
+        );
         let limited = load("[rate_limit]").expect("an empty table");
         assert_eq!(
             limited.rate_limit().map(|r| (r.burst, r.per_minute)),
@@ -578,6 +598,7 @@ mod tests {
             ("[[clients]]\nid = \"a\"\nsecret_sha256 = \"xyz\"".to_owned(), "64 hex digits"),
             (format!("{}\n{}", client(""), client("")), "twice"),
             ("listen = \"localhost\"".to_owned(), "not an address"),
+            ("trusted_proxies = [\"10.0.0.0/40\"]".to_owned(), "trusted_proxies"),
         ] {
             let err = match load(&text) {
                 Err(e) => e.to_string(),

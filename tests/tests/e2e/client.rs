@@ -151,7 +151,7 @@ async fn ten_thousand_tasks_make_one_issuer_request_per_lifetime() {
         distinct.extend(seen);
         calls += u64::from(n);
     }
-    let issued = t.issuer.metrics().render(0, 0);
+    let issued = t.issuer.metrics().render(0, 0, 0);
     let issued: u64 = issued
         .lines()
         .find_map(|l| l.strip_prefix("svctoken_tokens_issued_total "))

@@ -211,6 +211,7 @@ async fn health_readiness_and_metrics() {
         text.contains("svctoken_published_keys 2"),
         "the signing key and its standby: {text}"
     );
+    assert!(text.contains("svctoken_audit_failures_total 0"), "{text}");
     let missing = t
         .http
         .get(format!("{}/nope", t.url))
