@@ -8,8 +8,11 @@
 //! - [`interop`]: runs independent JOSE implementations (Node `jose`, Python `PyJWT`) against
 //!   our tokens and JWKS.
 //! - [`harness`]: [`harness::spawn_issuer`] and friends: a real issuer on 127.0.0.1:0.
+//! - [`fuzz`]: the bodies of the fuzz targets in `fuzz/`, which the corpus replay test runs
+//!   too.
 
 pub mod convex;
 pub mod fake_convex;
+pub mod fuzz;
 pub mod harness;
 pub mod interop;

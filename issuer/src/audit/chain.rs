@@ -275,15 +275,26 @@ pub fn verify_chain(path: &Path) -> Result<ChainReport, ChainBreak> {
 pub fn verify_chain_against(path: &Path, anchor: &ChainReport) -> Result<ChainReport, ChainBreak> {
     let file =
         File::open(path).map_err(|e| ChainBreak::at(0, format!("{}: {e}", path.display())))?;
-    let report = ChainReport {
+    verify_reader(BufReader::with_capacity(1 << 16, file), Some(anchor))
+}
+
+/// Verifies the chained lines read from `reader` (an audit file's contents from its start,
+/// piped or restored from a backup rather than on disk beside its head file), against `anchor`
+/// if given, with the checks of [`verify_chain_against`]. Without an anchor only the chain
+/// itself is checked, so whole lines removed from the end go unnoticed.
+pub fn verify_reader<R: BufRead>(
+    reader: R,
+    anchor: Option<&ChainReport>,
+) -> Result<ChainReport, ChainBreak> {
+    let report = anchor.map(|anchor| ChainReport {
         lines: anchor.lines,
         head: anchor.head.to_ascii_lowercase(),
-    };
-    let anchor = Anchor {
-        report: &report,
+    });
+    let anchor = report.as_ref().map(|report| Anchor {
+        report,
         origin: "the anchor".to_owned(),
-    };
-    let verified = verify_lines(BufReader::with_capacity(1 << 16, file), Some(&anchor))?;
+    });
+    let verified = verify_lines(reader, anchor.as_ref())?;
     Ok(ChainReport {
         lines: verified.lines,
         head: verified.head,
@@ -486,6 +497,33 @@ mod tests {
             verify_chain(&path.with_extension("nope")).unwrap_err().line,
             0
         );
+    }
+
+    #[test]
+    fn verify_reader_checks_contents_not_on_disk() {
+        let (_dir, path) = chain_of(4);
+        let contents = std::fs::read(&path).unwrap();
+        let report = verify_chain(&path).unwrap();
+        assert_eq!(verify_reader(&contents[..], None).unwrap(), report);
+        assert_eq!(verify_reader(&contents[..], Some(&report)).unwrap(), report);
+        let upper = ChainReport {
+            lines: report.lines,
+            head: report.head.to_ascii_uppercase(),
+        };
+        assert_eq!(verify_reader(&contents[..], Some(&upper)).unwrap(), report);
+        // Whole lines cut from the end: only an anchor notices.
+        let three = contents
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(2)
+            .unwrap()
+            .0;
+        let cut = &contents[..=three];
+        assert_eq!(verify_reader(cut, None).unwrap().lines, 3);
+        let err = verify_reader(cut, Some(&report)).unwrap_err();
+        assert_eq!(err.line, 4, "{err}");
+        assert!(err.reason.contains("the anchor"), "{err}");
     }
 
     #[test]

@@ -130,7 +130,8 @@
 //! write the file can append forged events. To narrow that, the head (`lines` and `head`) is
 //! logged with `tracing::info!` when the file is opened, after every 1000 records, at the first
 //! batch 60 seconds or more after the last such log, and when the file is closed; with logs
-//! shipped elsewhere, [`verify_chain_against`] checks the file against such an anchor. Deleting
+//! shipped elsewhere, [`verify_chain_against`] checks the file against such an anchor
+//! ([`verify_reader`] checks lines that are not in a file, with or without one). Deleting
 //! both files is only detectable from those anchors. Verification of a live file does not take
 //! the lock; it may, rarely, see a batch being written and report it as truncated: verify again.
 //! Verification reads the whole file (115–180 MB/s, 350,000–550,000 lines a second, in a
@@ -188,7 +189,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::Error;
-pub use chain::{ChainBreak, ChainReport, head_path, verify_chain, verify_chain_against};
+pub use chain::{
+    ChainBreak, ChainReport, head_path, verify_chain, verify_chain_against, verify_reader,
+};
 pub use event::{AuditEvent, Outcome};
 pub use file::ChainedFile;
 pub use sinks::{AuditSink, MemorySink, StdoutSink};
