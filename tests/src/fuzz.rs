@@ -11,13 +11,14 @@
 //! run: a token signed for [`NOW`] by a fixture key is accepted today and in ten years.
 //! `cargo run -p svctoken-tests --example fuzz_seeds` writes seed inputs made with them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use svctoken_client::{Bytes, Float, Int64, MAX_SAFE_INTEGER, encode_args};
@@ -545,7 +546,8 @@ impl AuditSink for AuditCapture {
 /// Invariants: validated settings keep the promises of `docs/configuration.md`: an issuer
 /// without a trailing slash, at least one audience, unique and unpadded, each client's
 /// audiences among them, each client's `max_ttl` between 1 s and 24 h, and a schedule whose
-/// rotation period is at least twice the JWKS max-age plus 5 s.
+/// rotation period is at least twice the JWKS max-age plus 5 s and whose durations can be added
+/// to dates.
 pub fn config(data: &[u8]) -> Outcome {
     let text = std::str::from_utf8(data).ok()?;
     let settings = Config::from_toml(text)
@@ -589,6 +591,18 @@ pub fn config(data: &[u8]) -> Outcome {
         schedule.rotation_period,
         schedule.jwks_max_age
     );
+    // The key lifecycle adds these to the current time: they must fit, for centuries to come.
+    let horizon = [
+        schedule.rotation_period,
+        schedule.jwks_max_age,
+        schedule.max_token_lifetime,
+    ]
+    .iter()
+    .try_fold(NOW * 2, |at, d| at.checked_add(d.as_secs().checked_add(5)?));
+    assert!(
+        horizon.is_some(),
+        "a schedule beyond any date: {schedule:?}"
+    );
     for audience in settings.audiences() {
         assert!(audience.check_algorithm(schedule.algorithm).is_ok());
     }
@@ -603,7 +617,8 @@ pub fn config(data: &[u8]) -> Outcome {
 /// and [`Bytes`]; the input as JSON through `encode_args` and as an `int64` field.
 ///
 /// Invariants: each encoding decodes to the exact value (bit for bit for floats); arguments
-/// `encode_args` accepts are returned unchanged, form an object, and use `$` only in the three
+/// `encode_args` accepts are returned unchanged, read back the same from the JSON text they
+/// are sent as, form an object, and use `$` only in the three
 /// encodings; what it refuses is not an object, or has a `$` field name or an integer beyond
 /// 2^53 - 1; an `int64` field that reads a value writes and reads it again unchanged.
 pub fn convex_json(data: &[u8]) -> Outcome {
@@ -652,6 +667,12 @@ pub fn convex_json(data: &[u8]) -> Outcome {
     match encode_args(&value) {
         Ok(encoded) => {
             assert_eq!(encoded, value, "encode_args changed its arguments");
+            let text = serde_json::to_string(&encoded).expect("arguments serialise");
+            let sent: Value = serde_json::from_str(&text).expect("arguments as sent parse");
+            assert_eq!(
+                sent, encoded,
+                "arguments change on the way to JSON text and back"
+            );
             assert!(value.is_object(), "arguments that are not an object");
             assert!(
                 dollars_only_in_encodings(&value),
@@ -753,19 +774,15 @@ pub fn audit_chain(data: &[u8]) -> Outcome {
             let mut prev = "0".repeat(64);
             for (i, line) in lines.iter().enumerate() {
                 let line = line.strip_suffix(b"\n").unwrap_or(line);
-                let value: Value = serde_json::from_slice(line).expect("an accepted line is JSON");
-                assert_eq!(
-                    value.get("seq"),
-                    Some(&json!(i + 1)),
-                    "line {} has a wrong seq",
-                    i + 1
-                );
-                assert_eq!(
-                    value.get("prev"),
-                    Some(&json!(prev)),
-                    "line {} breaks the chain",
-                    i + 1
-                );
+                let text = std::str::from_utf8(line).expect("an accepted line is UTF-8");
+                // Any JSON object (its other members unread, but checked against the grammar).
+                let object: HashMap<String, IgnoredAny> =
+                    serde_json::from_str(text).expect("an accepted line is a JSON object");
+                let link: LinkFields =
+                    serde_json::from_str(text).expect("an accepted line has seq and prev");
+                assert!(object.contains_key("seq") && object.contains_key("prev"));
+                assert_eq!(link.seq, json!(i + 1), "line {} has a wrong seq", i + 1);
+                assert_eq!(link.prev, json!(prev), "line {} breaks the chain", i + 1);
                 prev = sha256_hex(line);
             }
             assert_eq!(report.head, prev, "wrong head");
@@ -793,6 +810,13 @@ pub fn audit_chain(data: &[u8]) -> Outcome {
             None
         }
     }
+}
+
+/// The two members of an audit line that chain it, as any JSON values.
+#[derive(Deserialize)]
+struct LinkFields {
+    seq: Value,
+    prev: Value,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -141,7 +141,10 @@ fn verify_lines<R: BufRead>(
                 "incomplete: no newline at the end of the file (truncated, or a torn write)",
             ));
         };
-        let link: Link = serde_json::from_slice(line)
+        // JSON is UTF-8; serde_json checks that only in the members it reads, so check it all.
+        let line = std::str::from_utf8(line)
+            .map_err(|e| ChainBreak::at(at, format!("not UTF-8, so not JSON: {e}")))?;
+        let link: Link = serde_json::from_str(line)
             .map_err(|e| ChainBreak::at(at, format!("not a JSON object with seq and prev: {e}")))?;
         if link.seq != at {
             return Err(ChainBreak::at(
@@ -167,7 +170,7 @@ fn verify_lines<R: BufRead>(
             });
         }
         prev.clear();
-        push_hex(&sha256(line), &mut prev);
+        push_hex(&sha256(line.as_bytes()), &mut prev);
         lines = at;
         bytes += read as u64;
         if let Some(anchor) = anchor
@@ -524,6 +527,23 @@ mod tests {
         let err = verify_reader(cut, Some(&report)).unwrap_err();
         assert_eq!(err.line, 4, "{err}");
         assert!(err.reason.contains("the anchor"), "{err}");
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_refused() {
+        let (_dir, path) = chain_of(2);
+        let mut lines = read_lines(&path);
+        // A byte that is not UTF-8, in a member verification does not otherwise read.
+        let mut last = lines.pop().unwrap().into_bytes();
+        let at = last.windows(6).position(|w| w == b"reason").unwrap() + 10;
+        last[at] = 0xf6;
+        let mut contents = lines.join("\n").into_bytes();
+        contents.push(b'\n');
+        contents.extend_from_slice(&last);
+        contents.push(b'\n');
+        let err = verify_reader(&contents[..], None).unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+        assert!(err.reason.contains("UTF-8"), "{err}");
     }
 
     #[test]

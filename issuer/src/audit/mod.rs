@@ -105,7 +105,8 @@
 //! [`verify_chain`] reads the head file, then the lines, and reports the **lowest-numbered
 //! line** that fails one of these checks:
 //!
-//! - it lacks its newline (a truncated last line) or is not a JSON object with `seq` and `prev`;
+//! - it lacks its newline (a truncated last line) or is not a JSON object (UTF-8 throughout)
+//!   with `seq` and `prev`;
 //! - its `seq` is not its line number (a line before it was deleted or inserted, or lines were
 //!   reordered: the line is reported where it now stands);
 //! - its bytes do not hash to the `prev` recorded by the next line: the line itself is reported,
