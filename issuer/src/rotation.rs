@@ -21,7 +21,9 @@ use svctoken_jwks::Algorithm;
 use crate::store::{KeyRecord, KeySet, KeyState, KeyStore, Revocation};
 use crate::{Error, Result};
 
-pub use schedule::{SKEW, Schedule, should_activate, should_prepare, should_remove};
+pub use schedule::{
+    LONGEST_PERIOD, SKEW, Schedule, should_activate, should_prepare, should_remove,
+};
 
 /// Something [`rotate`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
