@@ -93,6 +93,8 @@ fn jws() -> Seeds {
     let acting = with(json!({"sub": "user:42", "act": {"sub": "svc:billing",
         "act": {"sub": "svc:gateway", "iss": "x"}}, "aud": ["other", AUDIENCE]}));
     seeds.push(text("valid-act-es256", sign(es, &acting)));
+    seeds.push(text("claims-valid", claims.to_string()));
+    seeds.push(text("claims-act", acting.to_string()));
     seeds.push(text(
         "valid-float-dates-eddsa",
         sign(
@@ -117,7 +119,10 @@ fn jws() -> Seeds {
         ),
         ("bad-act", json!({"act": {"sub": "a\u{7}"}})),
     ] {
-        seeds.push(text(name, sign(es, &with(patch))));
+        let claims = with(patch);
+        seeds.push(text(name, sign(es, &claims)));
+        // The same claims raw: the target signs an input that starts with `{` itself.
+        seeds.push(text(&format!("claims-{name}"), claims.to_string()));
     }
     let kid = es.kid();
     let rs_kid = rs.kid();

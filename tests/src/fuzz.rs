@@ -111,12 +111,29 @@ fn at_now() -> SystemTime {
 
 /// `jws`: a compact JWS through `Verifier::verify` (against the fixture keys, expecting
 /// [`ISSUER`] and [`AUDIENCE`] at [`NOW`]) and `dangerous::decode_unverified`, and the claims
-/// svctoken reads from a verified token (`sub`, `act`) through their parsers.
+/// svctoken reads from a verified token (`sub`, `act`) through their parsers. An input that
+/// starts with `{` is also taken as the payload of a token the EdDSA fixture key signs, so
+/// the claim checks, which only run behind a valid signature, see fuzzed claims.
 ///
-/// Invariants: a token the verifier accepts decodes to the same claims; its `iss`, `aud` and
-/// `exp` are what the verifier promises; its `alg` is its key's.
+/// Invariants: a token the verifier accepts decodes to the same claims; its `iss`, `aud`,
+/// `exp`, `nbf` and `iat` are what the verifier promises; its `alg` is its key's.
 pub fn jws(data: &[u8]) -> Outcome {
-    let token = std::str::from_utf8(data).ok()?;
+    let signed = if data.first() == Some(&b'{') {
+        let [_, _, eddsa] = fixture_keys();
+        let token = eddsa
+            .sign_jwt_json(data)
+            .expect("Ed25519 signs any payload");
+        verify_token(&token).map(|_| "claims")
+    } else {
+        None
+    };
+    let as_token = verify_token(std::str::from_utf8(data).ok()?);
+    as_token.or(signed)
+}
+
+/// Verifies `token` against the fixture keys and checks what the verifier promises; the
+/// algorithm that accepted it.
+fn verify_token(token: &str) -> Outcome {
     let decoded = dangerous::decode_unverified(token);
     if let Ok((_, payload)) = &decoded {
         read_claims(payload);
@@ -141,11 +158,19 @@ pub fn jws(data: &[u8]) -> Outcome {
         _ => false,
     };
     assert!(audience_ok, "accepted a wrong aud");
-    let exp = claims.get("exp").and_then(Value::as_f64);
+    let date = |name: &str| claims.get(name).map(Value::as_f64);
+    let now = NOW as f64;
     assert!(
-        exp.is_some_and(|exp| exp + 5.0 > NOW as f64),
+        date("exp").flatten().is_some_and(|exp| exp + 5.0 > now),
         "accepted an expired token"
     );
+    for name in ["nbf", "iat"] {
+        assert!(
+            date(name).is_none_or(|at| at.is_some_and(|at| at <= now + 5.0)),
+            "accepted a token with {name} {:?}",
+            claims.get(name)
+        );
+    }
     let kid = header.get("kid").and_then(Value::as_str);
     let key = kid
         .and_then(|kid| fixture_jwks().find(kid))
