@@ -32,7 +32,7 @@ use crate::{Error, Result};
 
 pub use journal::{AuditJournal, Journal};
 pub use schedule::{
-    SKEW, Schedule, should_activate, should_prepare, should_remove, should_withdraw,
+    LONGEST_PERIOD, SKEW, Schedule, should_activate, should_prepare, should_remove, should_withdraw,
 };
 
 /// Something [`rotate`], [`rotate_now`] or [`revoke`] did.

@@ -12,11 +12,14 @@
 //!   algorithms, HMACs keyed with public keys), for the attack suite.
 //! - [`raw_http`]: HTTP/1.1 requests written byte for byte (repeated or malformed headers,
 //!   any body), for requests an HTTP client library refuses to send.
+//! - [`fuzz`]: the bodies of the fuzz targets in `fuzz/`, which the corpus replay test runs
+//!   too.
 //! - [`soak`]: the load generator of `bench/soak` (the `soak-load` binary).
 
 pub mod convex;
 pub mod fake_convex;
 pub mod forge;
+pub mod fuzz;
 pub mod harness;
 pub mod interop;
 pub mod raw_http;

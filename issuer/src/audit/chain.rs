@@ -156,7 +156,10 @@ fn verify_lines_from<R: BufRead>(
                 "incomplete: no newline at the end of the file (truncated, or a torn write)",
             ));
         };
-        let link: Link = serde_json::from_slice(line)
+        // JSON is UTF-8; serde_json checks that only in the members it reads, so check it all.
+        let line = std::str::from_utf8(line)
+            .map_err(|e| ChainBreak::at(at, format!("not UTF-8, so not JSON: {e}")))?;
+        let link: Link = serde_json::from_str(line)
             .map_err(|e| ChainBreak::at(at, format!("not a JSON object with seq and prev: {e}")))?;
         if link.seq != at {
             return Err(ChainBreak::at(
@@ -182,7 +185,7 @@ fn verify_lines_from<R: BufRead>(
             });
         }
         prev.clear();
-        push_hex(&sha256(line), &mut prev);
+        push_hex(&sha256(line.as_bytes()), &mut prev);
         lines = at;
         bytes += read as u64;
         if let Some(anchor) = anchor
@@ -319,15 +322,26 @@ pub fn verify_chain(path: &Path) -> Result<ChainReport, ChainBreak> {
 /// lines, and line `anchor.lines` must hash to `anchor.head`.
 pub fn verify_chain_against(path: &Path, anchor: &ChainReport) -> Result<ChainReport, ChainBreak> {
     let file = open_locked(path)?;
-    let report = ChainReport {
+    verify_reader(BufReader::with_capacity(1 << 16, file), Some(anchor))
+}
+
+/// Verifies the chained lines read from `reader` (an audit file's contents from its start,
+/// piped or restored from a backup rather than on disk beside its head file), against `anchor`
+/// if given, with the checks of [`verify_chain_against`]. Without an anchor only the chain
+/// itself is checked, so whole lines removed from the end go unnoticed.
+pub fn verify_reader<R: BufRead>(
+    reader: R,
+    anchor: Option<&ChainReport>,
+) -> Result<ChainReport, ChainBreak> {
+    let report = anchor.map(|anchor| ChainReport {
         lines: anchor.lines,
         head: anchor.head.to_ascii_lowercase(),
-    };
-    let anchor = Anchor {
-        report: &report,
+    });
+    let anchor = report.as_ref().map(|report| Anchor {
+        report,
         origin: "the anchor".to_owned(),
-    };
-    let verified = verify_lines(BufReader::with_capacity(1 << 16, file), Some(&anchor))?;
+    });
+    let verified = verify_lines(reader, anchor.as_ref())?;
     Ok(ChainReport {
         lines: verified.lines,
         head: verified.head,
@@ -530,6 +544,50 @@ mod tests {
             verify_chain(&path.with_extension("nope")).unwrap_err().line,
             0
         );
+    }
+
+    #[test]
+    fn verify_reader_checks_contents_not_on_disk() {
+        let (_dir, path) = chain_of(4);
+        let contents = std::fs::read(&path).unwrap();
+        let report = verify_chain(&path).unwrap();
+        assert_eq!(verify_reader(&contents[..], None).unwrap(), report);
+        assert_eq!(verify_reader(&contents[..], Some(&report)).unwrap(), report);
+        let upper = ChainReport {
+            lines: report.lines,
+            head: report.head.to_ascii_uppercase(),
+        };
+        assert_eq!(verify_reader(&contents[..], Some(&upper)).unwrap(), report);
+        // Whole lines cut from the end: only an anchor notices.
+        let three = contents
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(2)
+            .unwrap()
+            .0;
+        let cut = &contents[..=three];
+        assert_eq!(verify_reader(cut, None).unwrap().lines, 3);
+        let err = verify_reader(cut, Some(&report)).unwrap_err();
+        assert_eq!(err.line, 4, "{err}");
+        assert!(err.reason.contains("the anchor"), "{err}");
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_refused() {
+        let (_dir, path) = chain_of(2);
+        let mut lines = read_lines(&path);
+        // A byte that is not UTF-8, in a member verification does not otherwise read.
+        let mut last = lines.pop().unwrap().into_bytes();
+        let at = last.windows(6).position(|w| w == b"reason").unwrap() + 10;
+        last[at] = 0xf6;
+        let mut contents = lines.join("\n").into_bytes();
+        contents.push(b'\n');
+        contents.extend_from_slice(&last);
+        contents.push(b'\n');
+        let err = verify_reader(&contents[..], None).unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+        assert!(err.reason.contains("UTF-8"), "{err}");
     }
 
     #[test]

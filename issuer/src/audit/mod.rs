@@ -124,7 +124,8 @@
 //! [`verify_chain`] reads the head file, then the lines, and reports the **lowest-numbered
 //! line** that fails one of these checks:
 //!
-//! - it lacks its newline (a truncated last line) or is not a JSON object with `seq` and `prev`;
+//! - it lacks its newline (a truncated last line) or is not a JSON object (UTF-8 throughout)
+//!   with `seq` and `prev`;
 //! - its `seq` is not its line number (a line before it was deleted or inserted, or lines were
 //!   reordered: the line is reported where it now stands);
 //! - its bytes do not hash to the `prev` recorded by the next line: the line itself is reported,
@@ -149,7 +150,8 @@
 //! write the file can append forged events. To narrow that, the head (`lines` and `head`) is
 //! logged with `tracing::info!` when the file is opened, after every 1000 records, at the first
 //! batch 60 seconds or more after the last such log, and when the file is closed; with logs
-//! shipped elsewhere, [`verify_chain_against`] checks the file against such an anchor. Deleting
+//! shipped elsewhere, [`verify_chain_against`] checks the file against such an anchor
+//! ([`verify_reader`] checks lines that are not in a file, with or without one). Deleting
 //! both files is only detectable from those anchors. Verification of a live file takes a shared
 //! lock, so it waits for the batch being written (if any) and sees whole batches only.
 //! Verification reads the whole file (115–180 MB/s, 350,000–550,000 lines a second, in a
@@ -208,7 +210,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::Error;
-pub use chain::{ChainBreak, ChainReport, head_path, verify_chain, verify_chain_against};
+pub use chain::{
+    ChainBreak, ChainReport, head_path, verify_chain, verify_chain_against, verify_reader,
+};
 pub use event::{AuditEvent, Outcome};
 pub use file::ChainedFile;
 pub use lifecycle::{ChangedBy, KeyChange, KeyRole, Lifecycle};

@@ -18,6 +18,11 @@ use crate::{Error, Result};
 /// Clock skew tolerated by verifiers (Convex: 5 s).
 pub const SKEW: Duration = Duration::from_secs(5);
 
+/// The longest `rotation_period` or `jwks_max_age` accepted: 100 years (of 365.25 days, as
+/// durations are written). Anything longer is a typo, and the lifecycle adds these durations
+/// to dates.
+pub const LONGEST_PERIOD: Duration = Duration::from_secs(100 * 31_557_600);
+
 /// When keys are made, activated and removed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule {
@@ -48,17 +53,29 @@ impl Default for Schedule {
 impl Schedule {
     /// How long before signing a new key is published: `max-age` + skew.
     pub fn prepare_lead(&self) -> Duration {
-        self.jwks_max_age + SKEW
+        self.jwks_max_age.saturating_add(SKEW)
     }
 
     /// How long a retired key stays published: maximum token lifetime + skew.
     pub fn retire_tail(&self) -> Duration {
-        self.max_token_lifetime + SKEW
+        self.max_token_lifetime.saturating_add(SKEW)
     }
 
     /// Refuses a schedule that can't keep its promises, saying what to change.
     pub fn validate(&self) -> Result<()> {
-        if self.rotation_period < self.prepare_lead() * 2 {
+        for (name, value) in [
+            ("rotation_period", self.rotation_period),
+            ("jwks_max_age", self.jwks_max_age),
+        ] {
+            if value > LONGEST_PERIOD {
+                return Err(Error::Config(format!(
+                    "[keys] {name} ({}) is longer than {}: shorten it",
+                    humantime::format_duration(value),
+                    humantime::format_duration(LONGEST_PERIOD)
+                )));
+            }
+        }
+        if self.rotation_period < self.prepare_lead().saturating_mul(2) {
             return Err(Error::Config(format!(
                 "[keys] rotation_period ({}) must be at least twice jwks_max_age + 5s ({}): \
                  lengthen rotation_period or shorten jwks_max_age",

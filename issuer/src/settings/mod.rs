@@ -588,6 +588,12 @@ mod tests {
             ),
             ("[keys]\nrotation_period = \"1m\"".to_owned(), "rotation_period"),
             ("[keys]\nrotation_period = \"soon\"".to_owned(), "is not a duration"),
+            ("[keys]\nrotation_period = \"101y\"".to_owned(), "longer than 100years"),
+            // Twice this overflows a Duration: refused with a message, not a panic.
+            (
+                "[keys]\njwks_max_age = \"18446744073709551615s\"".to_owned(),
+                "jwks_max_age",
+            ),
             ("[[trusted_issuers]]\nissuer = \"x\"\njwks_uri = \"https://x/j\"\naudience = \"a\"".to_owned(), "must start with https://"),
             ("colour = \"blue\"".to_owned(), "unknown field"),
             (client("claims = { sub = \"root\" }"), "reserved"),

@@ -1,0 +1,6 @@
+//! The `config` target: see `svctoken_tests::fuzz::config`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = svctoken_tests::fuzz::config(data);
+});

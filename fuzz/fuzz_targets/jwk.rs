@@ -1,0 +1,6 @@
+//! The `jwk` target: see `svctoken_tests::fuzz::jwk`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = svctoken_tests::fuzz::jwk(data);
+});
