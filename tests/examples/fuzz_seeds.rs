@@ -214,7 +214,7 @@ fn request(name: &str, content_type: &str, authorization: &str, body: &str) -> (
 fn assertion(key: &SigningKey, jti: &str) -> String {
     sign(
         key,
-        &json!({"iss": KEY_CLIENT, "sub": KEY_CLIENT, "aud": format!("{ISSUER}/oauth/token"),
+        &json!({"iss": KEY_CLIENT, "sub": KEY_CLIENT, "aud": ISSUER,
             "jti": jti, "iat": NOW, "exp": NOW + 60}),
     )
 }
