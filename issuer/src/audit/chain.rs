@@ -64,7 +64,6 @@ pub fn head_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The SHA-256 of `bytes`.
 /// Appends the lowercase hex of `bytes` to `out` (as `hex::encode`, without a new string).
 pub(super) fn push_hex(bytes: &[u8], out: &mut String) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
