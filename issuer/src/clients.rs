@@ -207,9 +207,24 @@ pub fn jwks_toml_line(keys: &[svctoken_jwks::Jwk]) -> String {
     format!("jwks = [{}]\n", tables.join(", "))
 }
 
-/// Reads public keys from a file holding a JWKS (`{"keys": [...]}`) or a single JWK.
+/// The largest public-key file [`read_jwks_file`] reads: far above any real key set.
+pub const MAX_JWKS_FILE: u64 = 1024 * 1024;
+
+/// Reads public keys from a file holding a JWKS (`{"keys": [...]}`) or a single JWK, of at
+/// most [`MAX_JWKS_FILE`] bytes (so a path such as `/dev/zero` is refused, not read forever).
 pub fn read_jwks_file(path: &Path) -> Result<Vec<svctoken_jwks::Jwk>> {
-    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(Error::io(path))?;
+    let mut text = String::new();
+    file.take(MAX_JWKS_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(Error::io(path))?;
+    if text.len() as u64 > MAX_JWKS_FILE {
+        return Err(Error::Config(format!(
+            "{}: longer than 1 MiB, which no key set is: name the file holding the public keys",
+            path.display()
+        )));
+    }
     if let Ok(set) = serde_json::from_str::<svctoken_jwks::Jwks>(&text) {
         return Ok(set.keys);
     }
@@ -221,6 +236,22 @@ pub fn read_jwks_file(path: &Path) -> Result<Vec<svctoken_jwks::Jwk>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_jwks_file_is_bounded() {
+        let err = read_jwks_file(Path::new("/dev/zero")).expect_err("endless");
+        assert!(err.to_string().contains("longer than 1 MiB"), "{err}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("key.json");
+        let key =
+            svctoken_jwks::SigningKey::generate(svctoken_jwks::Algorithm::ES256).expect("key");
+        let jwk = serde_json::to_vec(key.public_jwk()).expect("json");
+        std::fs::write(&path, jwk).expect("write");
+        assert_eq!(
+            read_jwks_file(&path).expect("one key"),
+            vec![key.public_jwk().clone()]
+        );
+    }
 
     fn client(id: &str, secret: &str) -> Client {
         Client {
