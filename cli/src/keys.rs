@@ -1,8 +1,10 @@
 //! `svctoken keys list | rotate | revoke`: the key lifecycle from the command line.
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use std::sync::Arc;
 use svctoken_issuer::rotation::{self, Event};
 use svctoken_issuer::settings::Settings;
+
 use svctoken_issuer::store::{FileStore, KeySet, KeyState, KeyStore};
 use svctoken_mint::{Clock as _, SystemClock};
 
@@ -10,12 +12,16 @@ use crate::journal::CliJournal;
 use crate::{ConfigArgs, settings, time};
 
 /// The store the settings name, which must exist: a mistyped directory is an error naming
-/// where it looked, never a new empty store.
-fn existing_store(settings: &Settings) -> Result<FileStore> {
+/// where it looked, never a new empty store. A replica's lineage in a shared database is
+/// opened as it is (an empty one is a replica that has not started yet).
+fn existing_store(settings: &Settings) -> Result<Arc<dyn KeyStore>> {
+    if settings.replication().is_some() {
+        return crate::open_store(settings);
+    }
     let dir = settings.data_dir();
     let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
     match FileStore::open_existing(dir) {
-        Ok(store) => Ok(store),
+        Ok(store) => Ok(Arc::new(store)),
         Err(svctoken_issuer::Error::Store { .. }) => bail!(
             "no key store in {} (no keys.json there); keys commands never create one. Point at \
              the issuer's data directory with --data-dir or SVCTOKEN_DATA_DIR, or with data_dir \
@@ -35,6 +41,13 @@ pub(crate) fn keys_list(args: &ConfigArgs) -> Result<()> {
     let set = store.load()?;
     let now = SystemClock.unix_secs();
     let lead = settings.schedule().prepare_lead().as_secs();
+    if let (Some(db), Some(replica)) = (store.database(), store.replica_id()) {
+        println!(
+            "replica {replica} on {}; its keys (private keys in {}):",
+            db.name(),
+            settings.data_dir().display()
+        );
+    }
     if set.keys.is_empty() {
         println!(
             "no keys yet in {} (the issuer creates one when it starts)",
@@ -94,6 +107,19 @@ pub(crate) fn keys_list(args: &ConfigArgs) -> Result<()> {
             time(r.trusted_until)
         );
     }
+    let peers = store.peer_keys()?;
+    if !peers.is_empty() {
+        println!("published by the other replicas (every replica serves them):");
+    }
+    for p in &peers {
+        println!(
+            "{:<43} {:<5} {:<8} replica {}",
+            p.key.kid,
+            p.key.alg.as_str(),
+            p.key.state.name(),
+            p.replica_id
+        );
+    }
     Ok(())
 }
 
@@ -131,9 +157,9 @@ fn print_events(events: &[Event]) {
 pub(crate) fn keys_rotate(args: &ConfigArgs) -> Result<()> {
     let settings = settings(args)?;
     let store = existing_store(&settings)?;
-    let journal = CliJournal::new(&settings);
+    let journal = CliJournal::new(&settings, store.as_ref());
     let now = SystemClock.unix_secs();
-    let events = rotation::rotate_now(&store, settings.schedule(), now, &journal)?;
+    let events = rotation::rotate_now(store.as_ref(), settings.schedule(), now, &journal)?;
     print_events(&events);
     if events.is_empty() {
         let set: KeySet = store.load()?;
@@ -175,12 +201,16 @@ pub(crate) fn keys_revoke(kid: &str, args: &ConfigArgs) -> Result<()> {
     let settings = settings(args)?;
     let schedule = settings.schedule();
     let store = existing_store(&settings)?;
-    let journal = CliJournal::new(&settings);
+    let journal = CliJournal::new(&settings, store.as_ref());
     let now = SystemClock.unix_secs();
-    let revoked = rotation::revoke(&store, schedule, kid, now, &journal).map_err(|e| match e {
-        svctoken_issuer::Error::UnknownKey(_) => {
-            anyhow!("no published key has kid {kid:?}; `svctoken keys list` shows them")
-        }
+    let revoked = rotation::revoke(store.as_ref(), schedule, kid, now, &journal).map_err(|e| match e {
+        svctoken_issuer::Error::UnknownKey(_) => match peer_of(store.as_ref(), kid) {
+            Some(replica) => anyhow!(
+                "{kid} is a key of replica {replica}, whose private key is there: run `svctoken \
+                 keys revoke {kid}` with that replica's configuration and data directory"
+            ),
+            None => anyhow!("no published key has kid {kid:?}; `svctoken keys list` shows them"),
+        },
         other => other.into(),
     })?;
     let what = match revoked.was {
@@ -236,6 +266,15 @@ pub(crate) fn keys_revoke(kid: &str, args: &ConfigArgs) -> Result<()> {
         );
     }
     journal.finish()
+}
+
+/// The replica publishing `kid`, when another replica does.
+fn peer_of(store: &dyn KeyStore, kid: &str) -> Option<String> {
+    let peers = store.peer_keys().ok()?;
+    peers
+        .into_iter()
+        .find(|p| p.key.kid == kid)
+        .map(|p| p.replica_id)
 }
 
 /// The loud warning for a revocation after which caching verifiers may reject the new signing

@@ -9,8 +9,9 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use svctoken_issuer::keyring::KeyRing;
+use svctoken_issuer::postgres::{Database, PgStore, replica_id_for};
 use svctoken_issuer::settings::{Overrides, Settings};
-use svctoken_issuer::store::FileStore;
+use svctoken_issuer::store::{FileStore, KeyStore};
 use svctoken_mint::{Clock as _, SystemClock};
 
 mod clients;
@@ -45,9 +46,13 @@ pub(crate) struct ConfigArgs {
     /// Issuer URL, minted and published exactly as written (default http://<listen>).
     #[arg(long, env = "SVCTOKEN_ISSUER")]
     issuer: Option<String>,
-    /// Key store directory (default ./svctoken-data).
+    /// Key store directory (default ./svctoken-data); with a database, this replica's private
+    /// keys and replica id.
     #[arg(long, env = "SVCTOKEN_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// PostgreSQL URL of the state several replicas share (default: none, one process).
+    #[arg(long, env = "SVCTOKEN_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -141,12 +146,22 @@ enum ClientsCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Verify a hash-chained audit file: every line, its chain, and its head file. Names the
-    /// first broken line and exits non-zero when the file was edited, truncated or reordered.
-    #[command(after_help = "Examples:\n  svctoken audit verify ./svctoken-data/audit.log")]
+    /// Verify a hash-chained audit file (every line, its chain, and its head file), or every
+    /// replica's chain in the database replicas share. Names the first broken line and exits
+    /// non-zero when a chain was edited, truncated or reordered.
+    #[command(
+        after_help = "Examples:\n  svctoken audit verify ./svctoken-data/audit.log\n  svctoken audit verify --database-url postgres://svctoken@db.internal/svctoken"
+    )]
     Verify {
         /// The audit file (its `<file>.head` sidecar is read too).
-        file: PathBuf,
+        #[arg(
+            required_unless_present = "database_url",
+            conflicts_with = "database_url"
+        )]
+        file: Option<PathBuf>,
+        /// Verify the chains in this database instead.
+        #[arg(long, env = "SVCTOKEN_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
     },
 }
 
@@ -208,7 +223,16 @@ fn run(command: Command) -> Result<()> {
             data_uri,
             config,
         } => convex_config::convex_config(audience.as_deref(), data_uri, &config),
-        Command::Audit(AuditCommand::Verify { file }) => audit_verify(&file),
+        Command::Audit(AuditCommand::Verify {
+            file: Some(file), ..
+        }) => audit_verify(&file),
+        Command::Audit(AuditCommand::Verify {
+            database_url: Some(url),
+            ..
+        }) => audit_verify_database(&url),
+        Command::Audit(AuditCommand::Verify { .. }) => {
+            bail!("name an audit file, or --database-url")
+        }
         Command::Token(args) => remote::token(&args),
         Command::Call {
             deployment,
@@ -227,6 +251,7 @@ impl ConfigArgs {
             issuer: self.issuer.clone(),
             listen: self.listen.clone(),
             data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
         }
     }
 }
@@ -235,19 +260,29 @@ pub(crate) fn settings(args: &ConfigArgs) -> Result<Settings> {
     Ok(Settings::load(args.config.as_deref(), &args.overrides())?)
 }
 
-/// The files store in `dir`, created if it does not exist (what `serve` and `mint` need).
-pub(crate) fn open_store(dir: &Path) -> Result<Arc<FileStore>> {
-    let store = FileStore::open(dir)
-        .with_context(|| format!("opening the key store in {}", dir.display()))?;
+/// The key store the settings name: the files store in `data_dir` (created if need be), or,
+/// with a `database_url`, this replica's lineage in the database replicas share, its private
+/// keys in `data_dir`.
+pub(crate) fn open_store(settings: &Settings) -> Result<Arc<dyn KeyStore>> {
+    let dir = settings.data_dir();
+    let Some(replication) = settings.replication() else {
+        let store = FileStore::open(dir)
+            .with_context(|| format!("opening the key store in {}", dir.display()))?;
+        return Ok(Arc::new(store));
+    };
+    let db = Database::connect(replication.url())?;
+    let replica = replica_id_for(replication.replica_id(), dir)?;
+    let store = PgStore::open(db, &replica, dir, replication.lease())?;
     Ok(Arc::new(store))
 }
 
-/// The key ring of the data dir, after one lifecycle run (as `serve` would do at start), whose
-/// changes are recorded in the audit file.
+/// The key ring the settings name, after one lifecycle run (as `serve` would do at start),
+/// whose changes are recorded in the audit trail.
 pub(crate) fn open_keyring(settings: &Settings) -> Result<KeyRing> {
-    let journal = journal::CliJournal::new(settings);
+    let store = open_store(settings)?;
+    let journal = journal::CliJournal::new(settings, store.as_ref());
     let ring = KeyRing::open(
-        open_store(settings.data_dir())?,
+        store,
         settings.schedule().clone(),
         settings.audiences().to_vec(),
         SystemClock.unix_secs(),
@@ -276,6 +311,34 @@ fn audit_verify(file: &Path) -> Result<()> {
             broken.reason
         ),
     }
+}
+
+fn audit_verify_database(url: &str) -> Result<()> {
+    let db = Database::connect(url)?;
+    let chains = svctoken_issuer::postgres::verify_database(&db)?;
+    if chains.is_empty() {
+        println!("{}: no audit chains yet", db.name());
+    }
+    let mut broken = 0;
+    for chain in &chains {
+        match &chain.verified {
+            Ok(report) => println!(
+                "{} replica {}: intact, {} lines, head {}",
+                db.name(),
+                chain.replica_id,
+                report.lines,
+                report.head
+            ),
+            Err(e) => {
+                broken += 1;
+                eprintln!("{} replica {}: broken: {e}", db.name(), chain.replica_id);
+            }
+        }
+    }
+    if broken > 0 {
+        bail!("{broken} of {} audit chains are broken", chains.len());
+    }
+    Ok(())
 }
 
 /// RFC 3339 UTC for seconds since the epoch.

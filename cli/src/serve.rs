@@ -49,19 +49,16 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         let data_dir = config.data_dir(&overrides);
         let dev_secret_file = data_dir.join("dev-client-secret");
         // A configuration is validated before its key store is opened, so a refused one
-        // leaves nothing behind; the embedded default's development client lives in the store's
-        // directory, so that store is opened first.
-        let store = if config.is_embedded_default() {
-            let store = crate::open_store(&data_dir)?;
+        // leaves nothing behind; the embedded default's development client keeps its secret
+        // in the data directory, so that directory is made first.
+        if config.is_embedded_default() {
+            create_private_dir(&data_dir)?;
             config.add_client(dev_client(&dev_secret_file)?);
-            Some(store)
-        } else {
-            None
-        };
+        }
         let settings = config.validate(&overrides)?;
-        let store = match store {
-            Some(store) => store,
-            None => crate::open_store(&data_dir)?,
+        let store = {
+            let settings = settings.clone();
+            tokio::task::spawn_blocking(move || crate::open_store(&settings)).await??
         };
         if settings.clients().iter().next().is_none() {
             tracing::warn!("no [[clients]] are configured: nobody can fetch tokens");
@@ -108,6 +105,16 @@ fn dev_client(path: &Path) -> Result<ClientConfig> {
     })
 }
 
+/// Creates `dir` (mode 0700) if it does not exist.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
 fn write_new_secret_file(path: &Path, secret: &str) -> Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -134,6 +141,16 @@ fn banner(issuer: &Issuer, bound: std::net::SocketAddr, dev_secret_file: &Path) 
     println!("  JWKS:      {}", s.jwks_uri());
     println!("  token:     {}", s.token_endpoint());
     println!("  signing:   {} key {}", key.algorithm(), key.kid());
+    let store = issuer.keys().store();
+    if let (Some(db), Some(replica)) = (store.database(), store.replica_id()) {
+        println!("  replica:   {replica} on {}", db.name());
+        if !issuer.keys().can_sign(issuer.clock().unix_secs()) {
+            println!(
+                "  waiting:   its first key signs once every verifier holds it (/readyz answers \
+                 503 until then; the other replicas serve)"
+            );
+        }
+    }
     if s.is_embedded_default() {
         println!(
             "embedded default: development client \"dev\", secret in {}",

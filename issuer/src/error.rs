@@ -23,6 +23,14 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// The PostgreSQL database several replicas share failed or could not be reached.
+    #[error("database {database}: {message}")]
+    Database {
+        /// Which database (its URL without credentials).
+        database: String,
+        /// What went wrong.
+        message: String,
+    },
     /// An I/O operation on a path (a key file, an audit file, its head file...) failed.
     #[error("{}: {source}", path.display())]
     Io {

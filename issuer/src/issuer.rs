@@ -35,7 +35,7 @@ impl Issuer {
         store: Arc<dyn KeyStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Issuer> {
-        let auditor = audit_from(settings.audit())?;
+        let auditor = audit_from(settings.audit(), store.as_ref())?;
         Self::open_with_auditor(settings, store, clock, auditor)
     }
 
@@ -55,7 +55,12 @@ impl Issuer {
             &AuditJournal::new(&auditor, ChangedBy::Timer),
         )?;
         let minter = Minter::new(settings.issuer().clone(), keys.signer(), clock.clone());
-        let endpoint = TokenEndpoint::new(&settings, minter.clone(), clock.clone())?;
+        let endpoint = TokenEndpoint::new(
+            &settings,
+            minter.clone(),
+            clock.clone(),
+            keys.store().database(),
+        )?;
         Ok(Issuer {
             inner: Arc::new(Inner {
                 settings,
@@ -77,6 +82,10 @@ impl Issuer {
         form: TokenForm,
         peer: Option<Peer>,
     ) -> Result<TokenResponse, OAuthError> {
+        if !self.inner.keys.can_sign(self.inner.clock.unix_secs()) {
+            let refusal = Refusal::new(RefusalReason::NotSigning, None);
+            return Err(self.refused(refusal, peer).await);
+        }
         match self.inner.endpoint.handle(&self.inner.settings, form).await {
             Ok(granted) => self.issued(granted, peer).await,
             Err(refusal) => Err(self.refused(refusal, peer).await),
@@ -194,9 +203,15 @@ impl Issuer {
 }
 
 /// The auditor the settings describe: the chained file (created 0600 beside the keys by
-/// default) and, if asked, stdout.
-fn audit_from(config: &AuditConfig) -> Result<Auditor> {
+/// default), the replica's chain in the database replicas share, and, if asked, stdout.
+fn audit_from(config: &AuditConfig, store: &dyn KeyStore) -> Result<Auditor> {
     let mut sinks: Vec<Box<dyn audit::AuditSink>> = Vec::new();
+    if let (Some(db), Some(replica)) = (store.database(), store.replica_id()) {
+        sinks.push(Box::new(crate::postgres::AuditTable::new(
+            db.clone(),
+            replica,
+        )));
+    }
     if let Some(path) = &config.file {
         let file = audit::ChainedFile::open(path)?;
         sinks.push(Box::new(file));

@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use svctoken_jwks::{Jwks, SigningKey};
 
 use crate::rotation::{self, Event, Journal, Schedule};
-use crate::store::{KeySet, KeyState, KeyStore};
+use crate::store::{KeyRecord, KeySet, KeyState, KeyStore, PeerKey};
 use crate::{Audience, Error, Result};
 
 /// A JWKS document rendered once per key-set change.
@@ -38,8 +39,10 @@ impl RenderedJwks {
 /// What is published right now.
 #[derive(Debug)]
 pub struct Published {
-    /// The key set as stored.
+    /// This process's key set (its replica's lineage) as stored.
     pub set: KeySet,
+    /// The keys other replicas publish (none for a store with one writer).
+    pub peers: Vec<PeerKey>,
     /// Every published key.
     pub all: RenderedJwks,
     /// Per audience name: only the keys its profile can parse.
@@ -63,12 +66,17 @@ pub struct KeyRing {
     audiences: Vec<Audience>,
     signer: Arc<ArcSwap<SigningKey>>,
     published: ArcSwap<Published>,
+    /// Tokens are signed only from `sign_from` (a replica waiting for its first key to be in
+    /// every verifier's JWKS) until `sign_until` (the end of its lease), in seconds since the
+    /// epoch.
+    sign_from: AtomicU64,
+    sign_until: AtomicU64,
 }
 
 impl KeyRing {
-    /// Opens the key ring: runs the lifecycle once at `now` (creating the first key and its
-    /// standby on an empty store), recording what changed in `journal`, and loads the active
-    /// key.
+    /// Opens the key ring: renews the replica's lease (for a store replicas share) and runs
+    /// the lifecycle once at `now` (creating the first key and its standby on an empty store),
+    /// recording what changed in `journal`, then loads the signing key.
     pub fn open(
         store: Arc<dyn KeyStore>,
         schedule: Schedule,
@@ -76,20 +84,23 @@ impl KeyRing {
         now: u64,
         journal: &dyn Journal,
     ) -> Result<KeyRing> {
+        let sign_until = store.maintain(&schedule, now, journal)?;
         rotation::rotate(store.as_ref(), &schedule, now, journal)?;
         let set = store.load()?;
-        let signer = Arc::new(ArcSwap::from_pointee(load_active(store.as_ref(), &set)?));
-        let published = ArcSwap::from_pointee(render(set, &audiences));
+        let peers = store.peer_keys()?;
+        let (key, sign_from) = load_signer(store.as_ref(), &set)?;
         Ok(KeyRing {
             store,
             schedule,
+            signer: Arc::new(ArcSwap::from_pointee(key)),
+            published: ArcSwap::from_pointee(render(set, peers, &audiences)),
             audiences,
-            signer,
-            published,
+            sign_from: AtomicU64::new(sign_from),
+            sign_until: AtomicU64::new(sign_until.unwrap_or(u64::MAX)),
         })
     }
 
-    /// The active signing key, shared with the minter.
+    /// The signing key, shared with the minter.
     pub fn signer(&self) -> Arc<ArcSwap<SigningKey>> {
         self.signer.clone()
     }
@@ -109,41 +120,82 @@ impl KeyRing {
         self.store.as_ref()
     }
 
-    /// Runs the lifecycle at `now`, recording what changed in `journal`, and picks up any
-    /// change to the key set, including changes made by another process (`svctoken keys
-    /// revoke`). Blocking: call it off the async executor.
+    /// Whether tokens may be signed at `now`: the signing key is active (not a first key still
+    /// waiting to be in every verifier's JWKS) and the replica's lease has not lapsed. Always
+    /// true for a store with one writer once its first key exists.
+    pub fn can_sign(&self, now: u64) -> bool {
+        self.sign_from.load(Ordering::Relaxed) <= now
+            && now < self.sign_until.load(Ordering::Relaxed)
+    }
+
+    /// Until when this replica may sign (its lease), or `None` without a limit.
+    pub fn sign_until(&self) -> Option<u64> {
+        Some(self.sign_until.load(Ordering::Relaxed)).filter(|&t| t != u64::MAX)
+    }
+
+    /// Renews the lease, runs the lifecycle at `now`, recording what changed in `journal`, and
+    /// picks up any change to the keys, including changes made by another process (`svctoken
+    /// keys revoke`, another replica). Blocking: call it off the async executor.
     pub fn refresh(&self, now: u64, journal: &dyn Journal) -> Result<Vec<Event>> {
+        if let Some(until) = self.store.maintain(&self.schedule, now, journal)? {
+            self.sign_until.store(until, Ordering::Relaxed);
+        }
         let events = rotation::rotate(self.store.as_ref(), &self.schedule, now, journal)?;
         self.reload()?;
         Ok(events)
     }
 
-    /// Re-reads the key set and swaps in whatever changed.
+    /// Re-reads the key sets and swaps in whatever changed.
     pub fn reload(&self) -> Result<()> {
         let set = self.store.load()?;
+        let peers = self.store.peer_keys()?;
         let current = self.published.load();
-        if set == current.set {
+        if set == current.set && peers == current.peers {
             return Ok(());
         }
-        let active = set.active().ok_or(Error::NoActiveKey)?;
-        if active.kid != self.signer.load().kid() {
-            let key = load_active(self.store.as_ref(), &set)?;
+        let (kid, from) = signer_of(&set)?;
+        if kid != self.signer.load().kid() {
+            let (key, _) = load_signer(self.store.as_ref(), &set)?;
             tracing::info!(kid = key.kid(), alg = %key.algorithm(), "signing key activated");
             self.signer.store(Arc::new(key));
         }
-        self.published.store(Arc::new(render(set, &self.audiences)));
+        self.sign_from.store(from, Ordering::Relaxed);
+        self.published
+            .store(Arc::new(render(set, peers, &self.audiences)));
         Ok(())
     }
 }
 
-fn load_active(store: &dyn KeyStore, set: &KeySet) -> Result<SigningKey> {
-    let active = set.active().ok_or(Error::NoActiveKey)?;
-    store.signing_key(&active.kid)
+/// The key this process signs with and from when: the active key at once, or, with none
+/// active, the standby from its activation time (a replica joining a cluster waits for its
+/// first key to be in every verifier's JWKS).
+fn signer_of(set: &KeySet) -> Result<(&str, u64)> {
+    if let Some(active) = set.active() {
+        return Ok((&active.kid, 0));
+    }
+    match set.prepared() {
+        Some(KeyRecord {
+            kid,
+            state: KeyState::Prepared { activate_at },
+            ..
+        }) => Ok((kid, *activate_at)),
+        _ => Err(Error::NoActiveKey),
+    }
 }
 
-fn render(set: KeySet, audiences: &[Audience]) -> Published {
-    // Publication order: the signing key first, then the standby, then the retiring ones.
-    let mut records: Vec<_> = set.keys.iter().collect();
+fn load_signer(store: &dyn KeyStore, set: &KeySet) -> Result<(SigningKey, u64)> {
+    let (kid, from) = signer_of(set)?;
+    Ok((store.signing_key(kid)?, from))
+}
+
+fn render(set: KeySet, peers: Vec<PeerKey>, audiences: &[Audience]) -> Published {
+    // Publication order: signing keys first (this replica's, then the others'), then the
+    // standbys, then the retiring ones.
+    let mut records: Vec<&KeyRecord> = set
+        .keys
+        .iter()
+        .chain(peers.iter().map(|p| &p.key))
+        .collect();
     records.sort_by_key(|k| match k.state {
         KeyState::Active { .. } => 0,
         KeyState::Prepared { .. } => 1,
@@ -163,6 +215,7 @@ fn render(set: KeySet, audiences: &[Audience]) -> Published {
         all: RenderedJwks::new(all),
         by_audience,
         set,
+        peers,
     }
 }
 

@@ -35,6 +35,8 @@
 //!   [`TrustedProxies`].
 //! - [`store`]: the key store trait, the files and memory stores, and the contract suite every
 //!   store passes (`store::contract`, with the `test-util` feature).
+//! - [`postgres`]: the state several replicas share on PostgreSQL: their key lineages,
+//!   the replay cache, rate limits and the audit trail.
 //! - [`rotation`]: the key lifecycle, its schedule and threshold predicates.
 //! - `lifecycle`: the loop a running issuer runs the lifecycle in.
 //! - [`keyring`]: the running view of the keys and the rendered JWKS.
@@ -52,6 +54,7 @@ mod lifecycle;
 mod metrics;
 pub mod oauth;
 mod peer;
+pub mod postgres;
 pub mod rotation;
 pub mod settings;
 pub mod store;

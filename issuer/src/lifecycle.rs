@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::audit::ChangedBy;
 use crate::rotation::{AuditJournal, Event};
+use crate::store::KeyState;
 use crate::{Issuer, Result};
 
 /// How often the server runs the key lifecycle (and picks up `svctoken keys revoke`).
@@ -21,20 +22,64 @@ pub const LIFECYCLE_INTERVAL: Duration = Duration::from_secs(5);
 pub(crate) async fn run(issuer: Issuer) {
     let mut tick = tokio::time::interval(LIFECYCLE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Replicas announce their key changes; without announcements, every run re-reads them.
+    let changes = issuer.keys().store().changes();
     loop {
-        tick.tick().await;
+        let announced = async {
+            match &changes {
+                Some(changes) => changes.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        let full_run = tokio::select! {
+            _ = tick.tick() => true,
+            () = announced => false,
+        };
         let worker = issuer.clone();
-        match tokio::task::spawn_blocking(move || refresh(&worker)).await {
-            Ok(Ok(_)) => {}
+        let ran = tokio::task::spawn_blocking(move || {
+            if full_run {
+                refresh(&worker).map(drop)
+            } else {
+                worker.keys().reload()
+            }
+        })
+        .await;
+        match ran {
+            Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 issuer.metrics().rotation_failed();
                 tracing::error!(error = %e, "key lifecycle failed; the current key keeps signing");
+                warn_if_overdue(&issuer);
             }
             Err(e) => {
                 issuer.metrics().rotation_failed();
                 tracing::error!(error = %e, "key lifecycle task panicked; the current key keeps signing");
             }
         }
+    }
+}
+
+/// Says so when the lifecycle can't run and the signing key signs past its period (the
+/// standby is due), or the replica's lease runs out (it then stops signing).
+fn warn_if_overdue(issuer: &Issuer) {
+    let now = issuer.clock().unix_secs();
+    let published = issuer.keys().published();
+    if let Some(KeyState::Prepared { activate_at }) = published.set.prepared().map(|k| k.state)
+        && activate_at <= now
+        && published.set.active().is_some()
+    {
+        issuer.metrics().signed_past_period();
+        tracing::warn!(
+            overdue_secs = now - activate_at,
+            "the signing key signs past its period: the rotation waits for the key store"
+        );
+    }
+    if let Some(until) = issuer.keys().sign_until() {
+        tracing::warn!(
+            lease_until = until,
+            "the replica's lease could not be renewed; it stops signing at lease_until unless \
+             the database answers before"
+        );
     }
 }
 

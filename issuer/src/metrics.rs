@@ -23,6 +23,7 @@ pub struct Metrics {
     refusals: [AtomicU64; 8],
     rotations: AtomicU64,
     rotation_failures: AtomicU64,
+    signed_past_period: AtomicU64,
     jwks_requests: AtomicU64,
 }
 
@@ -47,6 +48,11 @@ impl Metrics {
     /// A lifecycle run failed (the current key keeps signing).
     pub fn rotation_failed(&self) {
         self.rotation_failures.fetch_add(1, Relaxed);
+    }
+
+    /// A failed lifecycle run found the signing key signing past its period.
+    pub fn signed_past_period(&self) {
+        self.signed_past_period.fetch_add(1, Relaxed);
     }
 
     /// The number of failed lifecycle runs so far.
@@ -88,6 +94,11 @@ impl Metrics {
             "svctoken_key_rotation_failures_total",
             "Lifecycle runs that failed.",
             self.rotation_failures.load(Relaxed),
+        );
+        counter(
+            "svctoken_key_overdue_runs_total",
+            "Failed lifecycle runs while the signing key signed past its period.",
+            self.signed_past_period.load(Relaxed),
         );
         counter(
             "svctoken_audit_failures_total",

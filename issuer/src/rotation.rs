@@ -229,7 +229,8 @@ pub fn revoke(
         let revocation = Revocation {
             kid: record.kid.clone(),
             revoked_at: now,
-            trusted_until: now + schedule.jwks_max_age.as_secs(),
+            // A replica may serve the key for up to P more before it learns of the revocation.
+            trusted_until: now + (schedule.jwks_max_age + schedule.propagation).as_secs(),
         };
         set.revoked.push(revocation.clone());
         events.push(Event::Revoked {
@@ -308,16 +309,21 @@ fn step(
         !gone
     });
 
-    // 2. Always have a signing key: with none signing and none waiting, make one that may sign
-    //    at once (a fresh store, or the signing key was revoked with no standby).
+    // 2. Always have a signing key: with none signing and none waiting, make one. It may sign
+    //    at once (a fresh store, or the signing key was revoked with no standby) unless other
+    //    replicas sign: verifiers then hold JWKS documents without it, and the others serve
+    //    while it waits a full lead (a replica joining a running cluster).
     let first_key = set.keys.is_empty() && set.revoked.is_empty();
+    let others_sign = set.active().is_none() && others_sign(store)?;
     if set.active().is_none() && set.prepared().is_none() {
-        prepare(store, schedule, set, now, now, events)?;
+        let lead = schedule.prepare_lead().as_secs();
+        let activate_at = if others_sign { now + lead } else { now };
+        prepare(store, schedule, set, now, activate_at, events)?;
     }
 
-    // 3. Hand over once the standby is due (or at once if no key signs).
-    if should_activate(set, now) {
-        hand_over(set, schedule, now, first_key, events);
+    // 3. Hand over once the standby is due (or at once if no key signs, here or elsewhere).
+    if should_activate(set, now, others_sign) {
+        hand_over(set, schedule, now, first_key && !others_sign, events);
     }
 
     // 4. Publish the next standby as soon as the signing key has none.
@@ -325,6 +331,46 @@ fn step(
         prepare(store, schedule, set, now, activate_at, events)?;
     }
     Ok(())
+}
+
+/// Whether another replica sharing the store has a key signing.
+fn others_sign(store: &dyn KeyStore) -> Result<bool> {
+    Ok(store.peer_keys()?.iter().any(|p| p.key.is_active()))
+}
+
+/// The lifecycle of a replica that lost its lease at `lapsed_at`, run by another replica at
+/// `now`. A replica signs only while it holds its lease, so its signing key signed nothing
+/// after `lapsed_at`: it retires as of then and leaves the JWKS a tail later. Its standby never
+/// signed and leaves at once; retired keys leave when due. Pure: the caller saves the set (its
+/// private keys are on the lost replica, which sweeps them if it comes back).
+pub fn reap(set: &mut KeySet, lapsed_at: u64, schedule: &Schedule, now: u64) -> Vec<Event> {
+    let mut events = Vec::new();
+    let remove_at = lapsed_at.saturating_add(schedule.retire_tail().as_secs());
+    for k in &mut set.keys {
+        if let KeyState::Active { activated_at } = k.state {
+            k.state = KeyState::Retired {
+                activated_at,
+                retired_at: lapsed_at,
+                remove_at,
+            };
+            events.push(Event::Retired {
+                kid: k.kid.clone(),
+                alg: k.alg,
+                remove_at,
+            });
+        }
+    }
+    set.keys.retain(|k| {
+        let gone = k.is_prepared() || should_remove(k, now);
+        if gone {
+            events.push(Event::Removed {
+                kid: k.kid.clone(),
+                alg: k.alg,
+            });
+        }
+        !gone
+    });
+    events
 }
 
 /// The standby signs from `now`; the key signing until now (if any) retires. `first_key`: the

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::event::AuditEvent;
 
 /// The hex `prev` of line 1.
-pub(super) const ZERO_HASH: &str =
+pub(crate) const ZERO_HASH: &str =
     "0000000000000000000000000000000000000000000000000000000000000000";
 /// The longest line verification accepts, newline included.
 const MAX_LINE: usize = 1 << 20;
@@ -94,6 +94,31 @@ pub(super) struct ChainLine<'a> {
     pub(super) prev: &'a str,
     #[serde(flatten)]
     pub(super) event: &'a AuditEvent,
+}
+
+/// Appends the chain lines of `events` to `buf`, each with its newline, continuing a chain of
+/// `lines` lines whose last line hashes to `head`; updates `head` and returns the new count.
+pub(crate) fn chain_events(
+    buf: &mut Vec<u8>,
+    lines: u64,
+    head: &mut String,
+    events: &[AuditEvent],
+) -> Result<u64, crate::Error> {
+    let mut lines = lines;
+    for event in events {
+        let start = buf.len();
+        let line = ChainLine {
+            seq: lines + 1,
+            prev: head,
+            event,
+        };
+        serde_json::to_writer(&mut *buf, &line).map_err(crate::Error::audit_encode)?;
+        head.clear();
+        push_hex(&sha256(buf.get(start..).unwrap_or_default()), head);
+        buf.push(b'\n');
+        lines += 1;
+    }
+    Ok(lines)
 }
 
 /// What verification established.

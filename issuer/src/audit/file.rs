@@ -8,8 +8,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::chain::{
-    ChainBreak, ChainLine, ChainReport, Verified, head_path, push_hex, sha256, verify_appended,
-    verify_file,
+    ChainBreak, ChainReport, Verified, chain_events, head_path, verify_appended, verify_file,
 };
 use super::event::AuditEvent;
 use super::sinks::AuditSink;
@@ -179,21 +178,8 @@ impl ChainedFile {
     /// replaces the head file once.
     fn append(&self, file: &File, chain: &mut Chain, events: &[AuditEvent]) -> Result<(), Error> {
         let mut buf = Vec::with_capacity(events.len() * 512);
-        let mut lines = chain.lines;
         let mut head = chain.head.clone();
-        for event in events {
-            let start = buf.len();
-            let line = ChainLine {
-                seq: lines + 1,
-                prev: &head,
-                event,
-            };
-            serde_json::to_writer(&mut buf, &line).map_err(Error::audit_encode)?;
-            head.clear();
-            push_hex(&sha256(buf.get(start..).unwrap_or_default()), &mut head);
-            buf.push(b'\n');
-            lines += 1;
-        }
+        let lines = chain_events(&mut buf, chain.lines, &mut head, events)?;
         if let Err(e) = (&*file).write_all(&buf) {
             // Cut a partial batch off so the chain stays intact; if that fails too, the end of
             // the file is unknown.

@@ -213,6 +213,7 @@ use crate::Error;
 pub use chain::{
     ChainBreak, ChainReport, head_path, verify_chain, verify_chain_against, verify_reader,
 };
+pub(crate) use chain::{ZERO_HASH, chain_events};
 pub use event::{AuditEvent, Outcome};
 pub use file::ChainedFile;
 pub use lifecycle::{ChangedBy, KeyChange, KeyRole, Lifecycle};

@@ -58,12 +58,12 @@ pub async fn serve(
 
 async fn discovery(State(issuer): State<Issuer>) -> Response {
     let s = issuer.settings();
-    let algs: Vec<&str> = issuer
-        .keys()
-        .published()
+    let published = issuer.keys().published();
+    let algs: Vec<&str> = published
         .set
         .keys
         .iter()
+        .chain(published.peers.iter().map(|p| &p.key))
         .map(|k| k.alg.as_str())
         .fold(Vec::new(), |mut v, a| {
             if !v.contains(&a) {
@@ -152,10 +152,15 @@ fn serve_jwks(issuer: &Issuer, audience: Option<&str>, headers: &HeaderMap) -> R
 }
 
 async fn ready(State(issuer): State<Issuer>) -> Response {
-    let published = issuer.keys().published();
-    match published.set.active() {
-        Some(_) => "ready\n".into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "no active signing key\n").into_response(),
+    if issuer.keys().can_sign(issuer.clock().unix_secs()) {
+        "ready\n".into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no key may sign yet (a replica's first key waits until every verifier holds it), \
+             or the replica's lease lapsed\n",
+        )
+            .into_response()
     }
 }
 
@@ -166,9 +171,11 @@ async fn metrics(State(issuer): State<Issuer>) -> Response {
         .active()
         .and_then(|k| k.state.activated_at())
         .map_or(0, |at| issuer.clock().unix_secs().saturating_sub(at));
-    let body = issuer
-        .metrics()
-        .render(age, published.set.keys.len(), issuer.auditor().failures());
+    let body = issuer.metrics().render(
+        age,
+        published.all.jwks.keys.len(),
+        issuer.auditor().failures(),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -12,6 +12,7 @@ use svctoken_mint::unix_secs;
 
 use super::{AssertionFailure, JoseFailure, RefusalReason};
 use crate::clients::{Client, ClientAuth};
+use crate::postgres::SharedReplay;
 
 /// An assertion may not be valid for longer than this.
 pub const MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
@@ -56,7 +57,9 @@ impl ReplayCache {
     /// Records `jti` for `client` until `exp`; false if it was already used (or the cache is
     /// full of live entries).
     pub fn first_use(&self, client: &str, jti: &str, exp: u64, now: u64) -> bool {
-        let key = digest(client, jti);
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest(client, jti)[..8]);
+        let key = u64::from_le_bytes(first);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let b = &mut *buckets;
         // Sets whose every assertion has expired (with the leeway) go whole.
@@ -79,16 +82,61 @@ impl ReplayCache {
     }
 }
 
-/// A 64-bit digest of (client, `jti`), the client's length first so no two pairs collide by
+/// Where used assertion `jti`s are remembered: in this process, or in the database several
+/// replicas share (an assertion used at one replica is refused at all).
+#[derive(Debug)]
+pub(crate) enum Replay {
+    /// This process's [`ReplayCache`].
+    Local(ReplayCache),
+    /// The replicas' table; when it can't be reached, assertions are refused.
+    Shared(SharedReplay),
+}
+
+impl Replay {
+    /// Records `jti` for `client` until `exp`; refuses a replay, and (shared) an assertion that
+    /// can't be checked.
+    async fn first_use(
+        &self,
+        client: &str,
+        jti: &str,
+        exp: u64,
+        now: u64,
+    ) -> Result<(), RefusalReason> {
+        let first = match self {
+            Replay::Local(cache) => cache.first_use(client, jti, exp, now),
+            Replay::Shared(shared) => {
+                let mut key = [0u8; 16];
+                key.copy_from_slice(&digest(client, jti)[..16]);
+                match shared.first_use(key, exp + LEEWAY.as_secs()).await {
+                    Ok(first) => first,
+                    Err(e) => {
+                        tracing::error!(
+                            error = %e,
+                            "the shared replay cache can't be reached: private_key_jwt is refused"
+                        );
+                        return Err(RefusalReason::ReplayCacheUnavailable);
+                    }
+                }
+            }
+        };
+        if first {
+            Ok(())
+        } else {
+            Err(RefusalReason::Assertion(AssertionFailure::Replay))
+        }
+    }
+}
+
+/// SHA-256 of (client, `jti`), the client's length first so no two pairs collide by
 /// concatenation.
-fn digest(client: &str, jti: &str) -> u64 {
+fn digest(client: &str, jti: &str) -> [u8; 32] {
     let mut context = ring::digest::Context::new(&ring::digest::SHA256);
     context.update(&(client.len() as u64).to_le_bytes());
     context.update(client.as_bytes());
     context.update(jti.as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&context.finish().as_ref()[..8]);
-    u64::from_le_bytes(first)
+    let mut out = [0u8; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    out
 }
 
 /// The client an assertion claims to come from (its unverified `sub`, else `iss`): only to
@@ -107,11 +155,11 @@ pub(crate) fn claimed_client(assertion: &str) -> Option<String> {
 /// RFC 7523 client assertion is the authorization server's issuer identifier, and only that,
 /// never the token endpoint URL), an integer `exp` at most five minutes ahead, a `jti` never
 /// seen before.
-pub(crate) fn verify(
+pub(crate) async fn verify(
     client: &Client,
     assertion: &str,
     issuer: &str,
-    replay: &ReplayCache,
+    replay: &Replay,
     now: SystemTime,
 ) -> Result<Claims, RefusalReason> {
     let fail = |why| Err(RefusalReason::Assertion(why));
@@ -144,9 +192,7 @@ pub(crate) fn verify(
     else {
         return fail(AssertionFailure::NoJti);
     };
-    if !replay.first_use(&client.id, jti, exp, now_secs) {
-        return fail(AssertionFailure::Replay);
-    }
+    replay.first_use(&client.id, jti, exp, now_secs).await?;
     Ok(claims)
 }
 

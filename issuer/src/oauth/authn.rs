@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use super::assertion::{self, ReplayCache};
+use super::assertion::{self, Replay};
 use super::request::ClientProof;
 use super::{AssertionFailure, RefusalReason};
 use crate::Settings;
@@ -11,10 +11,10 @@ use crate::clients::Client;
 
 /// The client `proof` authenticates among `settings`' clients; every failure is a reason
 /// mapped to `invalid_client`. An assertion's audience must be the issuer identifier.
-pub(crate) fn authenticate<'s>(
+pub(crate) async fn authenticate<'s>(
     proof: &ClientProof,
     settings: &'s Settings,
-    replay: &ReplayCache,
+    replay: &Replay,
     now: SystemTime,
 ) -> Result<&'s Client, RefusalReason> {
     let clients = settings.clients();
@@ -30,7 +30,7 @@ pub(crate) fn authenticate<'s>(
                 (None, None) => return Err(RefusalReason::Assertion(AssertionFailure::NoClient)),
             };
             let client = clients.get(id).ok_or(RefusalReason::UnknownClient)?;
-            assertion::verify(client, assertion, settings.issuer().as_str(), replay, now)?;
+            assertion::verify(client, assertion, settings.issuer().as_str(), replay, now).await?;
             Ok(client)
         }
     }

@@ -28,7 +28,10 @@ pub use request::{BODY_LIMIT, TokenForm};
 pub use trusted::{FETCH_RETRY_AFTER, RemoteJwks, TrustedIssuer, UPSTREAM_FETCH_TIMEOUT};
 
 use crate::clients::Client;
+use crate::postgres::{Database, SharedLimiter, SharedReplay};
 use crate::{Result, Settings};
+use assertion::Replay;
+use ratelimit::Limiter;
 use request::{Grant, TokenRequest};
 
 /// How many assertion `jti`s are remembered at most: with one-minute assertions, about
@@ -126,15 +129,21 @@ fn mint_failure(e: &svctoken_mint::Error) -> RefusalReason {
 /// buckets, the minter); clients and audiences are read from the issuer's [`Settings`].
 pub struct TokenEndpoint {
     trusted: Vec<TrustedIssuer>,
-    replay: ReplayCache,
-    limiter: Option<RateLimiter>,
+    replay: Replay,
+    limiter: Option<Limiter>,
     minter: Minter,
     clock: Arc<dyn Clock>,
 }
 
 impl TokenEndpoint {
-    /// The endpoint of an issuer with these settings, signing with `minter`.
-    pub(crate) fn new(settings: &Settings, minter: Minter, clock: Arc<dyn Clock>) -> Result<Self> {
+    /// The endpoint of an issuer with these settings, signing with `minter`; with `shared`,
+    /// the replay cache and the rate limits are those of the replicas sharing that database.
+    pub(crate) fn new(
+        settings: &Settings,
+        minter: Minter,
+        clock: Arc<dyn Clock>,
+        shared: Option<&Database>,
+    ) -> Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
@@ -145,8 +154,17 @@ impl TokenEndpoint {
                 .iter()
                 .map(|t| TrustedIssuer::new(t.clone(), http.clone()))
                 .collect(),
-            replay: ReplayCache::new(REPLAY_CAPACITY),
-            limiter: settings.rate_limit().map(RateLimiter::new),
+            replay: match shared {
+                Some(db) => Replay::Shared(SharedReplay::new(db.clone())),
+                None => Replay::Local(ReplayCache::new(REPLAY_CAPACITY)),
+            },
+            limiter: settings.rate_limit().map(|config| match shared {
+                Some(db) => Limiter::Shared {
+                    shared: SharedLimiter::new(db.clone(), config),
+                    fallback: RateLimiter::new(config),
+                },
+                None => Limiter::Local(RateLimiter::new(config)),
+            }),
             minter,
             clock,
         })
@@ -166,6 +184,7 @@ impl TokenEndpoint {
     ) -> Result<Granted, Refusal> {
         let request = TokenRequest::parse(form).map_err(|r| Refusal::new(r, None))?;
         let client = authn::authenticate(&request.proof, settings, &self.replay, self.clock.now())
+            .await
             .map_err(|r| {
                 // The log and the audit trail name the client only when it is one we know: an
                 // unknown id is caller text, and may be a credential sent in the wrong field.
@@ -178,7 +197,7 @@ impl TokenEndpoint {
         let known_audience =
             asked.filter(|name| settings.audiences().iter().any(|a| a.name == *name));
         let refuse = |reason| Refusal::new(reason, Some(&client.id)).audience(known_audience);
-        self.rate_limit(client).map_err(refuse)?;
+        self.rate_limit(client).await.map_err(refuse)?;
         let (audience, algorithms) =
             policy::audience(client, settings.audiences(), asked).map_err(refuse)?;
         let scope = policy::scope(client, request.scope.as_deref()).map_err(refuse)?;
@@ -203,12 +222,13 @@ impl TokenEndpoint {
         Ok(Granted::new(minted, client, audience, who, &request.grant))
     }
 
-    fn rate_limit(&self, client: &Client) -> Result<(), RefusalReason> {
+    async fn rate_limit(&self, client: &Client) -> Result<(), RefusalReason> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
         limiter
             .check(&client.id, self.clock.now())
+            .await
             .map_err(|wait| RefusalReason::RateLimited {
                 retry_after: wait.as_secs().max(1),
             })

@@ -5,6 +5,44 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::RateLimitConfig;
+use crate::postgres::SharedLimiter;
+
+/// The per-client limit: this process's buckets, or the ones replicas share.
+#[derive(Debug)]
+pub(crate) enum Limiter {
+    /// This process's buckets.
+    Local(RateLimiter),
+    /// Buckets in the database; while it can't be reached, this process's own buckets limit
+    /// each replica on its own (a client then gets up to the limit at each replica).
+    Shared {
+        /// The shared buckets.
+        shared: SharedLimiter,
+        /// The buckets used while the database can't be reached.
+        fallback: RateLimiter,
+    },
+}
+
+impl Limiter {
+    /// Takes one request from `client`'s bucket at `now`; over the limit, how long to wait.
+    pub(crate) async fn check(&self, client: &str, now: SystemTime) -> Result<(), Duration> {
+        match self {
+            Limiter::Local(local) => local.check(client, now),
+            Limiter::Shared { shared, fallback } => {
+                let secs = now
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs_f64();
+                match shared.check(client, secs).await {
+                    Ok(verdict) => verdict,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "shared rate limit unreachable; limiting per replica");
+                        fallback.check(client, now)
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// Per-client token buckets.
 #[derive(Debug)]

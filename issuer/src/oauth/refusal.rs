@@ -91,6 +91,12 @@ pub enum RefusalReason {
     SigningFailed,
     /// The audit trail is fail-closed and could not record the issuance.
     AuditFailed,
+    /// The replay cache replicas share could not be reached: a `private_key_jwt` assertion
+    /// can't be checked for replay, so it is refused (fail closed).
+    ReplayCacheUnavailable,
+    /// This replica may not sign now: its first key is not yet in every verifier's JWKS, or
+    /// its lease lapsed while the database was out of reach.
+    NotSigning,
 }
 
 /// Why a client assertion was refused.
@@ -210,6 +216,10 @@ impl JoseFailure {
     }
 }
 
+/// `Retry-After` of a refusal that a retry in a moment (at another replica, or once the
+/// database answers) may turn into a token.
+const RETRY_SOON: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl fmt::Display for RefusalReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use RefusalReason as R;
@@ -250,6 +260,10 @@ impl fmt::Display for RefusalReason {
             R::AlgorithmChanging => "the active key's algorithm is not the audience's",
             R::SigningFailed => "signing failed",
             R::AuditFailed => "the audit trail could not record the issuance",
+            R::ReplayCacheUnavailable => "the shared replay cache could not be reached",
+            R::NotSigning => {
+                "this replica may not sign now (its key is not yet published long enough, or its lease lapsed)"
+            }
         };
         f.write_str(text)
     }
@@ -396,6 +410,14 @@ impl From<RefusalReason> for OAuthError {
             ),
             R::SigningFailed => (C::ServerError, "the token could not be signed"),
             R::AuditFailed => (C::ServerError, "the issuance could not be recorded"),
+            R::ReplayCacheUnavailable => (
+                C::TemporarilyUnavailable,
+                "client assertions can't be checked right now; retry shortly",
+            ),
+            R::NotSigning => (
+                C::TemporarilyUnavailable,
+                "this issuer replica can't sign right now; retry shortly",
+            ),
         };
         let status = match (reason, &code) {
             (R::BodyUnreadable { status }, _) => status,
@@ -410,6 +432,7 @@ impl From<RefusalReason> for OAuthError {
             R::SubjectToken(SubjectTokenFailure::KeysUnavailable) => {
                 Some(super::trusted::FETCH_RETRY_AFTER.as_secs())
             }
+            R::ReplayCacheUnavailable | R::NotSigning => Some(RETRY_SOON.as_secs()),
             _ => None,
         };
         OAuthError {
@@ -473,5 +496,16 @@ mod tests {
             (ErrorCode::TemporarilyUnavailable, 503, Some(5))
         );
         assert_eq!(OAuthError::from(RefusalReason::ScopeNotGranted).status, 400);
+        for reason in [
+            RefusalReason::ReplayCacheUnavailable,
+            RefusalReason::NotSigning,
+        ] {
+            let e = OAuthError::from(reason);
+            assert_eq!(
+                (e.code, e.status, e.retry_after),
+                (ErrorCode::TemporarilyUnavailable, 503, Some(2)),
+                "{reason}"
+            );
+        }
     }
 }

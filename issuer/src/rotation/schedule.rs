@@ -36,6 +36,10 @@ pub struct Schedule {
     pub jwks_max_age: Duration,
     /// The longest lifetime of any token the issuer mints. Default 5 min.
     pub max_token_lifetime: Duration,
+    /// The propagation bound P: how long until every replica serves a key another published.
+    /// Default zero (one process);
+    /// [`postgres::PROPAGATION`](crate::postgres::PROPAGATION) for replicas.
+    pub propagation: Duration,
 }
 
 impl Default for Schedule {
@@ -46,14 +50,18 @@ impl Default for Schedule {
             rotation_period: Duration::from_secs(24 * 3600),
             jwks_max_age: Duration::from_secs(300),
             max_token_lifetime: Duration::from_secs(300),
+            propagation: Duration::ZERO,
         }
     }
 }
 
 impl Schedule {
-    /// How long before signing a new key is published: `max-age` + skew.
+    /// How long before signing a new key is published: `max-age` + skew + propagation, so a
+    /// key is in every replica's JWKS for a full `max-age` before it signs.
     pub fn prepare_lead(&self) -> Duration {
-        self.jwks_max_age.saturating_add(SKEW)
+        self.jwks_max_age
+            .saturating_add(SKEW)
+            .saturating_add(self.propagation)
     }
 
     /// How long a retired key stays published: maximum token lifetime + skew.
@@ -130,10 +138,13 @@ pub fn should_withdraw(set: &KeySet, schedule: &Schedule) -> bool {
 }
 
 /// Whether the standby starts signing at `now`: once its activation time has come, or at once
-/// when no key signs (an emergency: the signing key was revoked).
-pub fn should_activate(set: &KeySet, now: u64) -> bool {
+/// when no key signs (an emergency: the signing key was revoked), unless `others_sign`: other
+/// replicas sharing the store sign meanwhile, so it waits for its time.
+pub fn should_activate(set: &KeySet, now: u64, others_sign: bool) -> bool {
     match set.prepared().map(|k| k.state) {
-        Some(KeyState::Prepared { activate_at }) => activate_at <= now || set.active().is_none(),
+        Some(KeyState::Prepared { activate_at }) => {
+            activate_at <= now || (set.active().is_none() && !others_sign)
+        }
         _ => false,
     }
 }
@@ -285,36 +296,67 @@ pub(super) mod tests {
 
     #[test]
     fn should_activate_once_the_lead_has_passed_or_no_key_signs() {
-        let table: [(&str, KeySet, u64, bool); 6] = [
-            ("nothing waits", set(vec![active(T0)]), T0 + 10_000, false),
+        let table: [(&str, KeySet, u64, bool, bool); 9] = [
+            (
+                "nothing waits",
+                set(vec![active(T0)]),
+                T0 + 10_000,
+                false,
+                false,
+            ),
             (
                 "before its time",
                 set(vec![active(T0), prepared(T0 + 65)]),
                 T0 + 64,
+                false,
                 false,
             ),
             (
                 "at its time",
                 set(vec![active(T0), prepared(T0 + 65)]),
                 T0 + 65,
+                false,
                 true,
             ),
             (
                 "after its time",
                 set(vec![active(T0), prepared(T0 + 65)]),
                 T0 + 99,
+                false,
                 true,
             ),
             (
                 "no key signs: at once",
                 set(vec![prepared(T0 + 65)]),
                 T0,
+                false,
                 true,
             ),
-            ("empty store", set(vec![]), T0, false),
+            (
+                "no key signs here, other replicas do: it waits",
+                set(vec![prepared(T0 + 65)]),
+                T0,
+                true,
+                false,
+            ),
+            (
+                "no key signs here, other replicas do: at its time",
+                set(vec![prepared(T0 + 65)]),
+                T0 + 65,
+                true,
+                true,
+            ),
+            (
+                "other replicas don't change a due hand-over",
+                set(vec![active(T0), prepared(T0 + 65)]),
+                T0 + 65,
+                true,
+                true,
+            ),
+            ("empty store", set(vec![]), T0, false, false),
         ];
-        for (case, keys, now, expect) in table {
-            assert_eq!(should_activate(&keys, now), expect, "{case}");
+        for (case, keys, now, others_sign, expect) in table {
+            assert_eq!(should_activate(&keys, now, others_sign), expect, "{case}");
         }
     }
 

@@ -19,6 +19,14 @@ pub(crate) struct ConfigFile {
     pub(crate) listen: Option<String>,
     /// Directory of the files key store. Default `./svctoken-data`.
     pub(crate) data_dir: Option<PathBuf>,
+    /// PostgreSQL URL of the state several replicas share. Default: none (one process, the
+    /// files store).
+    pub(crate) database_url: Option<String>,
+    /// This replica's id. Default: derived once and kept in `<data_dir>/replica-id`.
+    pub(crate) replica_id: Option<String>,
+    /// How long a replica may sign without reaching the database. Default 1h.
+    #[serde(default, deserialize_with = "duration")]
+    pub(crate) replica_lease: Option<Duration>,
     /// Proxies (CIDRs) whose `Forwarded` / `X-Forwarded-For` name the client. Default: none.
     #[serde(default)]
     pub(crate) trusted_proxies: Vec<String>,

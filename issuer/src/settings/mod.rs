@@ -29,6 +29,46 @@ use file::ConfigFile;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default `data_dir`: `./svctoken-data`.
 pub const DEFAULT_DATA_DIR: &str = "./svctoken-data";
+/// Default `replica_lease`: one hour.
+pub const DEFAULT_REPLICA_LEASE: Duration = Duration::from_secs(3600);
+/// The shortest `replica_lease`: a minute (twelve lifecycle runs to renew it).
+pub const SHORTEST_REPLICA_LEASE: Duration = Duration::from_secs(60);
+
+/// Several replicas sharing state on PostgreSQL.
+#[derive(Clone)]
+pub struct Replication {
+    url: zeroize::Zeroizing<String>,
+    replica_id: Option<String>,
+    lease: Duration,
+}
+
+impl std::fmt::Debug for Replication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replication")
+            .field("url", &"[redacted]")
+            .field("replica_id", &self.replica_id)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+impl Replication {
+    /// The database URL (it may hold a password: never log it).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The configured replica id. Default: derived (see
+    /// [`replica_id_for`](crate::postgres::replica_id_for)).
+    pub fn replica_id(&self) -> Option<&str> {
+        self.replica_id.as_deref()
+    }
+
+    /// How long a replica may sign without reaching the database. Default 1h.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+}
 
 /// Values given on the command line or in `SVCTOKEN_*` variables; they win over the file and
 /// relative paths in them are relative to the working directory.
@@ -40,6 +80,8 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `--data-dir` / `SVCTOKEN_DATA_DIR`.
     pub data_dir: Option<PathBuf>,
+    /// `--database-url` / `SVCTOKEN_DATABASE_URL`.
+    pub database_url: Option<String>,
 }
 
 /// A configuration as read, not yet validated.
@@ -161,6 +203,16 @@ impl Config {
                 .unwrap_or(Duration::from_secs(24 * 3600)),
             jwks_max_age: keys.jwks_max_age.unwrap_or(Duration::from_secs(300)),
             max_token_lifetime: longest.max(DEFAULT_TTL),
+            propagation: Duration::ZERO,
+        };
+        let replication = self.replication(overrides)?;
+        let schedule = Schedule {
+            propagation: if replication.is_some() {
+                crate::postgres::PROPAGATION
+            } else {
+                Duration::ZERO
+            },
+            ..schedule
         };
         schedule.validate()?;
         for a in &audiences {
@@ -168,6 +220,8 @@ impl Config {
         }
         let data_dir = self.data_dir(overrides);
         let audit_file = match &self.file.audit.file {
+            // Replicas audit to the database; a file only when one is named.
+            None if replication.is_some() => None,
             None => Some(data_dir.join("audit.log")),
             Some(path) if path.as_os_str().is_empty() => None,
             Some(path) => Some(self.base.join(path)),
@@ -182,12 +236,51 @@ impl Config {
             trusted_issuers: self.file.trusted_issuers.clone(),
             trusted_proxies,
             rate_limit,
+            replication,
             audit: AuditConfig {
                 file: audit_file,
                 ..self.file.audit.clone()
             },
             embedded_default: self.is_embedded_default(),
         })
+    }
+}
+
+impl Config {
+    fn replication(&self, overrides: &Overrides) -> Result<Option<Replication>> {
+        let url = overrides
+            .database_url
+            .clone()
+            .or_else(|| self.file.database_url.clone())
+            .filter(|url| !url.is_empty());
+        let lease = self.file.replica_lease.unwrap_or(DEFAULT_REPLICA_LEASE);
+        let Some(url) = url else {
+            if self.file.replica_id.is_some() || self.file.replica_lease.is_some() {
+                return Err(Error::Config(
+                    "replica_id and replica_lease need database_url (the database replicas \
+                     share)"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::Config(
+                "database_url must be a PostgreSQL URL: postgres://user:password@host:5432/dbname"
+                    .into(),
+            ));
+        }
+        if !(SHORTEST_REPLICA_LEASE..=crate::rotation::LONGEST_PERIOD).contains(&lease) {
+            return Err(Error::Config(format!(
+                "replica_lease ({}) must be between 1m and 100 years",
+                humantime::format_duration(lease)
+            )));
+        }
+        Ok(Some(Replication {
+            url: zeroize::Zeroizing::new(url),
+            replica_id: self.file.replica_id.clone(),
+            lease,
+        }))
     }
 }
 
@@ -237,6 +330,7 @@ pub struct Settings {
     trusted_issuers: Vec<TrustedIssuerConfig>,
     trusted_proxies: TrustedProxies,
     rate_limit: Option<RateLimitConfig>,
+    replication: Option<Replication>,
     audit: AuditConfig,
     embedded_default: bool,
 }
@@ -302,6 +396,11 @@ impl Settings {
     /// a minute unless it says otherwise). Default none.
     pub fn rate_limit(&self) -> Option<RateLimitConfig> {
         self.rate_limit
+    }
+
+    /// The database several replicas share, if `database_url` is set. Default none.
+    pub fn replication(&self) -> Option<&Replication> {
+        self.replication.as_ref()
     }
 
     /// The audit trail, with `file` resolved (`None`: no file).
@@ -445,6 +544,7 @@ mod tests {
             issuer: Some("https://id.example".into()),
             listen: Some("0.0.0.0:9000".into()),
             data_dir: Some("/tmp/x".into()),
+            database_url: None,
         };
         let s = Settings::from_toml("issuer = \"https://file.example\"", &over).expect("ok");
         assert_eq!(s.issuer().as_str(), "https://id.example");
@@ -612,5 +712,45 @@ mod tests {
             };
             assert!(err.contains(expect), "{text}\n=> {err}");
         }
+    }
+
+    #[test]
+    fn a_database_url_makes_replicas_audit_to_it_and_lengthens_the_lead() {
+        let plain = Settings::from_toml("", &Overrides::default()).expect("ok");
+        assert!(plain.replication().is_none());
+        let over = Overrides {
+            database_url: Some("postgres://svc:pw@db:5432/auth".into()),
+            ..Overrides::default()
+        };
+        let s = Settings::from_toml("replica_id = \"web-1\"", &over).expect("ok");
+        let r = s.replication().expect("replicas");
+        assert_eq!(
+            (r.url(), r.replica_id()),
+            ("postgres://svc:pw@db:5432/auth", Some("web-1"))
+        );
+        assert_eq!(r.lease(), DEFAULT_REPLICA_LEASE);
+        assert!(
+            !format!("{s:?}").contains("pw@"),
+            "the URL is never Debug-printed"
+        );
+        assert_eq!(s.audit().file, None, "the audit trail goes to the database");
+        assert_eq!(
+            s.schedule().prepare_lead(),
+            plain.schedule().prepare_lead() + crate::postgres::PROPAGATION
+        );
+        let named = Settings::from_toml("[audit]\nfile = \"a.log\"", &over).expect("ok");
+        assert_eq!(named.audit().file.as_deref(), Some(Path::new("./a.log")));
+        for (toml, why) in [
+            (
+                "replica_id = \"a\"",
+                "replica_id and replica_lease need database_url",
+            ),
+            ("database_url = \"mysql://x\"", "must be a PostgreSQL URL"),
+        ] {
+            let err = Settings::from_toml(toml, &Overrides::default()).expect_err(toml);
+            assert!(err.to_string().contains(why), "{err}");
+        }
+        let err = Settings::from_toml("replica_lease = \"30s\"", &over).expect_err("short");
+        assert!(err.to_string().contains("between 1m"), "{err}");
     }
 }

@@ -12,9 +12,9 @@ use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
-use svctoken_jwks::{Algorithm, Jwk, SigningKey, dangerous};
-use zeroize::Zeroizing;
+use svctoken_jwks::{Algorithm, Jwk, SigningKey};
 
+use super::private_dir::PrivateKeyDir;
 use super::{KeySet, KeyStore, StoreLock};
 use crate::{Error, Result};
 
@@ -24,6 +24,7 @@ const SET_FILE: &str = "keys.json";
 #[derive(Clone, Debug)]
 pub struct FileStore {
     dir: PathBuf,
+    private: PrivateKeyDir,
 }
 
 impl FileStore {
@@ -31,12 +32,9 @@ impl FileStore {
     /// that makes its first key on an empty store uses. See [`FileStore::open_existing`].
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
-        let private = dir.join("private");
-        fs::create_dir_all(&private).map_err(Error::io(&private))?;
-        for d in [&dir, &private] {
-            fs::set_permissions(d, fs::Permissions::from_mode(0o700)).map_err(Error::io(d))?;
-        }
-        Ok(FileStore { dir })
+        let private = PrivateKeyDir::open(dir.join("private"))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(Error::io(&dir))?;
+        Ok(FileStore { dir, private })
     }
 
     /// Opens the store in `dir` only if one was created there (it holds a key set), creating
@@ -56,18 +54,6 @@ impl FileStore {
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    fn private_path(&self, kid: &str) -> Result<PathBuf> {
-        // A kid is a base64url thumbprint; anything else never names a file.
-        if kid.is_empty()
-            || !kid
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(Error::UnknownKey(kid.to_owned()));
-        }
-        Ok(self.dir.join("private").join(format!("{kid}.pem")))
     }
 
     fn err(&self, message: impl Into<String>) -> Error {
@@ -100,33 +86,6 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .map_err(Error::io(dir))
 }
 
-impl FileStore {
-    /// Removes what a process killed mid-write left behind: temporary files, and private keys
-    /// the key set never came to name (written, then the process died before saving the set).
-    /// Only called with the lock held, when no other writer can be between those two steps.
-    /// Best effort: a failure here costs disk space, never a key.
-    fn sweep(&self) {
-        let Ok(set) = self.load() else { return };
-        for dir in [self.dir.clone(), self.dir.join("private")] {
-            let Ok(entries) = fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                let stale_tmp = name.starts_with('.') && name.contains(".tmp.");
-                let orphan = dir.ends_with("private")
-                    && name
-                        .strip_suffix(".pem")
-                        .is_some_and(|kid| set.get(kid).is_none());
-                if stale_tmp || orphan {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
-        }
-    }
-}
-
 impl KeyStore for FileStore {
     fn describe(&self) -> String {
         self.dir.display().to_string()
@@ -143,7 +102,11 @@ impl KeyStore for FileStore {
             .map_err(Error::io(&path))?;
         // flock(2): released when the file is closed, including when the process dies.
         file.lock().map_err(Error::io(&path))?;
-        self.sweep();
+        // Sweep what a killed writer left: temporary files here, orphaned private keys.
+        if let Ok(set) = self.load() {
+            self.private.sweep(&set);
+            sweep_temporary_files(&self.dir);
+        }
         Ok(Box::new(file))
     }
 
@@ -176,34 +139,28 @@ impl KeyStore for FileStore {
     }
 
     fn create_key(&self, alg: Algorithm, rsa_bits: usize) -> Result<Jwk> {
-        let key = match alg {
-            Algorithm::RS256 => SigningKey::generate_rsa(rsa_bits)?,
-            other => SigningKey::generate(other)?,
-        };
-        let pem = dangerous::export_pkcs8_pem(&key);
-        write_atomic(&self.private_path(key.kid())?, pem.as_bytes(), 0o600)?;
-        Ok(key.public_jwk().clone())
+        self.private.create(alg, rsa_bits)
     }
 
     fn signing_key(&self, kid: &str) -> Result<SigningKey> {
-        let path = self.private_path(kid)?;
-        let pem = Zeroizing::new(fs::read_to_string(&path).map_err(Error::io(&path))?);
-        let key = SigningKey::from_pkcs8_pem(&pem)?;
-        if key.kid() != kid {
-            return Err(self.err(format!(
-                "{} holds key {}, not {kid}",
-                path.display(),
-                key.kid()
-            )));
-        }
-        Ok(key)
+        self.private.load(kid, &self.describe())
     }
 
     fn destroy_key(&self, kid: &str) -> Result<()> {
-        let path = self.private_path(kid)?;
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path)(e)),
-            _ => Ok(()),
+        self.private.destroy(kid)
+    }
+}
+
+/// Removes the temporary files a writer killed mid-write left in `dir` (best effort).
+fn sweep_temporary_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".tmp.") {
+            let _ = fs::remove_file(entry.path());
         }
     }
 }
@@ -213,13 +170,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn private_keys_are_0600_and_the_set_is_plain_json() {
+    fn the_set_is_written_without_temporary_files_left_behind() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FileStore::open(dir.path()).expect("open");
         let jwk = store.create_key(Algorithm::ES256, 2048).expect("create");
-        let path = store
-            .private_path(jwk.kid.as_deref().expect("kid"))
-            .expect("path");
+        let kid = jwk.kid.as_deref().expect("kid");
+        let path = dir.path().join("private").join(format!("{kid}.pem"));
         let mode = fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let mut set = KeySet::default();

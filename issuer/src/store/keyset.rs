@@ -88,6 +88,15 @@ impl KeyRecord {
     }
 }
 
+/// A key another replica publishes (see [`KeyStore::peer_keys`](super::KeyStore::peer_keys)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerKey {
+    /// The replica whose lineage it is.
+    pub replica_id: String,
+    /// The key.
+    pub key: KeyRecord,
+}
+
 /// A key revoked in an emergency: kept so operators can see what happened and when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revocation {

@@ -8,13 +8,19 @@ pub mod contract;
 mod files;
 mod keyset;
 mod memory;
+pub(crate) mod private_dir;
+
+use std::sync::Arc;
 
 use svctoken_jwks::{Algorithm, Jwk, SigningKey};
 
 use crate::Result;
+use crate::postgres::Database;
+use crate::rotation::{Journal, Schedule};
 
 pub use files::FileStore;
-pub use keyset::{KeyRecord, KeySet, KeyState, Revocation};
+pub(crate) use files::write_atomic;
+pub use keyset::{KeyRecord, KeySet, KeyState, PeerKey, Revocation};
 pub use memory::MemoryStore;
 
 /// An exclusive hold on a store; released on drop.
@@ -41,6 +47,11 @@ pub type StoreLock = Box<dyn Send>;
 ///   saves. [`destroy_key`](KeyStore::destroy_key) is called only after a save stopped naming
 ///   it; it is idempotent, and afterwards no handle can load the key. So a crash at any moment
 ///   leaves every published key published and every signing key usable.
+/// - **Replicas** (a store several replicas share; the defaults are those of a store with one
+///   writer): [`peer_keys`](KeyStore::peer_keys) returns what the other replicas publish,
+///   [`maintain`](KeyStore::maintain) renews this replica's lease and retires the keys of
+///   replicas whose lease lapsed, [`changes`](KeyStore::changes) is raised when another
+///   replica changed its keys.
 /// - **Private keys stay private.** [`signing_key`](KeyStore::signing_key) returns the key whose
 ///   public half is the JWK `create_key` returned, from any handle; it refuses an unknown or
 ///   malformed kid and never reads outside the store. Private key material is never part of the
@@ -62,10 +73,46 @@ pub trait KeyStore: Send + Sync + 'static {
     fn signing_key(&self, kid: &str) -> Result<SigningKey>;
     /// Destroys a private key; destroying a missing key is not an error.
     fn destroy_key(&self, kid: &str) -> Result<()>;
+
+    /// The database several replicas share, when this store is one of theirs: their replay
+    /// cache, rate limits and audit trail live there too. Default: none.
+    fn database(&self) -> Option<&Database> {
+        None
+    }
+
+    /// This replica's id, when several replicas share the store. Default: none.
+    fn replica_id(&self) -> Option<&str> {
+        None
+    }
+
+    /// The keys the other replicas publish, which this one serves beside its own. Default:
+    /// none.
+    fn peer_keys(&self) -> Result<Vec<PeerKey>> {
+        Ok(Vec::new())
+    }
+
+    /// Renews this replica's lease at `now` and retires the keys of replicas whose lease has
+    /// lapsed, recording those changes in `journal`. Returns until when this process may sign
+    /// (`None`: no limit). Default: nothing to do, no limit.
+    fn maintain(
+        &self,
+        schedule: &Schedule,
+        now: u64,
+        journal: &dyn Journal,
+    ) -> Result<Option<u64>> {
+        let _ = (schedule, now, journal);
+        Ok(None)
+    }
+
+    /// A signal raised when another process changed the keys (without one, the lifecycle's
+    /// regular run picks changes up). Default: none.
+    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
 /// The error a store returns when a save was computed from a stale key set.
-fn stale_save(store: String, stored: u64, loaded: u64) -> crate::Error {
+pub(crate) fn stale_save(store: String, stored: u64, loaded: u64) -> crate::Error {
     crate::Error::Store {
         store,
         message: format!(

@@ -1,0 +1,124 @@
+//! [`PrivateKeyDir`]: private keys as PKCS#8 PEM files in one directory, mode 0600, written
+//! atomically. The files store keeps its keys here, and so does each replica of a store shared
+//! on PostgreSQL (its private keys never leave the replica's own `data_dir`).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::PathBuf;
+
+use svctoken_jwks::{Algorithm, Jwk, SigningKey, dangerous};
+use zeroize::Zeroizing;
+
+use super::KeySet;
+use super::files::write_atomic;
+use crate::{Error, Result};
+
+/// A directory of private keys, one `<kid>.pem` file each.
+#[derive(Clone, Debug)]
+pub(crate) struct PrivateKeyDir {
+    dir: PathBuf,
+}
+
+impl PrivateKeyDir {
+    /// The directory `dir`, created (mode 0700) if needed.
+    pub(crate) fn open(dir: PathBuf) -> Result<Self> {
+        fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(Error::io(&dir))?;
+        Ok(PrivateKeyDir { dir })
+    }
+
+    fn path(&self, kid: &str) -> Result<PathBuf> {
+        // A kid is a base64url thumbprint; anything else never names a file.
+        if kid.is_empty()
+            || !kid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Error::UnknownKey(kid.to_owned()));
+        }
+        Ok(self.dir.join(format!("{kid}.pem")))
+    }
+
+    /// Generates a key pair, writes its private half durably (0600), returns its public JWK.
+    pub(crate) fn create(&self, alg: Algorithm, rsa_bits: usize) -> Result<Jwk> {
+        let key = match alg {
+            Algorithm::RS256 => SigningKey::generate_rsa(rsa_bits)?,
+            other => SigningKey::generate(other)?,
+        };
+        let pem = dangerous::export_pkcs8_pem(&key);
+        write_atomic(&self.path(key.kid())?, pem.as_bytes(), 0o600)?;
+        Ok(key.public_jwk().clone())
+    }
+
+    /// Loads the private key `kid`, checking the file holds that key.
+    pub(crate) fn load(&self, kid: &str, store: &str) -> Result<SigningKey> {
+        let path = self.path(kid)?;
+        let pem = Zeroizing::new(fs::read_to_string(&path).map_err(Error::io(&path))?);
+        let key = SigningKey::from_pkcs8_pem(&pem)?;
+        if key.kid() != kid {
+            return Err(Error::Store {
+                store: store.to_owned(),
+                message: format!("{} holds key {}, not {kid}", path.display(), key.kid()),
+            });
+        }
+        Ok(key)
+    }
+
+    /// Deletes the private key `kid`; a missing one is not an error.
+    pub(crate) fn destroy(&self, kid: &str) -> Result<()> {
+        let path = self.path(kid)?;
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes what a process killed mid-write left behind: temporary files, and private keys
+    /// `set` does not name (written, then the process died before saving the set). Only call
+    /// it with the store's lock held, when no writer can be between those two steps. Best
+    /// effort: a failure here costs disk space, never a key.
+    pub(crate) fn sweep(&self, set: &KeySet) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let stale_tmp = name.starts_with('.') && name.contains(".tmp.");
+            let orphan = name
+                .strip_suffix(".pem")
+                .is_some_and(|kid| set.get(kid).is_none());
+            if stale_tmp || orphan {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_keys_are_0600_and_only_kids_name_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = PrivateKeyDir::open(dir.path().join("private")).expect("open");
+        let jwk = keys.create(Algorithm::ES256, 2048).expect("create");
+        let kid = jwk.kid.as_deref().expect("kid");
+        let mode = fs::metadata(keys.path(kid).expect("path"))
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(keys.load(kid, "t").expect("load").kid(), kid);
+        for bad in ["", "../keys", "a/b", "a.pem"] {
+            assert!(
+                matches!(keys.load(bad, "t"), Err(Error::UnknownKey(_))),
+                "{bad:?}"
+            );
+        }
+        keys.destroy(kid).expect("destroy");
+        keys.destroy(kid).expect("destroying twice is fine");
+        assert!(keys.load(kid, "t").is_err());
+    }
+}
