@@ -24,7 +24,7 @@ pub const CLIENT_SECRET: &str = "sts_test-secret-for-the-worker-client-000000000
 pub struct TestIssuer {
     /// The issuer (settings, key ring, minter).
     pub issuer: Issuer,
-    /// Its base URL, which is also its `iss`.
+    /// Its base URL, which is also its `iss` (but for a replica: see [`spawn_replica`]).
     pub url: String,
     /// The HTTP client tests use.
     pub http: reqwest::Client,
@@ -69,7 +69,31 @@ pub async fn spawn_issuer_at(
         extra_sinks: Vec::new(),
         fail_closed: true,
     };
-    spawn(addr, config, store, clock, audit).await
+    spawn(addr, None, config, store, clock, audit).await
+}
+
+/// Starts one replica of several behind a load balancer whose URL, `issuer`, is the `iss` of
+/// them all, over `store` (a replica's [`PgStore`](svctoken_issuer::postgres::PgStore)), with
+/// `clock`. Its audit trail goes, fail-open as `serve`'s by default, to memory and to the
+/// replica's chain in the store's database (call `issuer.auditor().flush()` before reading).
+pub async fn spawn_replica(
+    issuer: &str,
+    config: &str,
+    store: Arc<dyn KeyStore>,
+    clock: Arc<dyn Clock>,
+) -> TestIssuer {
+    let mut extra_sinks: Vec<Box<dyn AuditSink>> = Vec::new();
+    if let (Some(db), Some(replica)) = (store.database(), store.replica_id()) {
+        extra_sinks.push(Box::new(svctoken_issuer::postgres::AuditTable::new(
+            db.clone(),
+            replica,
+        )));
+    }
+    let audit = Audit {
+        extra_sinks,
+        fail_closed: false,
+    };
+    spawn("127.0.0.1:0", Some(issuer), config, store, clock, audit).await
 }
 
 /// Like [`spawn_issuer`], also recording the audit trail in the hash-chained file at
@@ -89,6 +113,7 @@ pub async fn spawn_issuer_auditing_to(
     };
     spawn(
         "127.0.0.1:0",
+        None,
         config,
         Arc::new(MemoryStore::new()),
         clock,
@@ -105,6 +130,7 @@ struct Audit {
 
 async fn spawn(
     addr: &str,
+    issuer: Option<&str>,
     config: &str,
     store: Arc<dyn KeyStore>,
     clock: Arc<dyn Clock>,
@@ -115,7 +141,12 @@ async fn spawn(
         .expect("bind 127.0.0.1");
     let url = format!("http://{}", listener.local_addr().expect("local addr"));
     let overrides = Overrides {
-        issuer: Some(url.clone()),
+        issuer: Some(issuer.unwrap_or(&url).to_owned()),
+        // A test names the database through its store; the settings only need to know there
+        // is one (the lead includes the propagation bound, the trail goes to the database).
+        database_url: store
+            .database()
+            .map(|_| "postgres://replicas.invalid/svctoken".to_owned()),
         ..Overrides::default()
     };
     let settings = Settings::from_toml(config, &overrides).expect("test configuration is valid");

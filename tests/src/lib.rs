@@ -10,6 +10,8 @@
 //! - [`harness`]: [`harness::spawn_issuer`] and friends: a real issuer on 127.0.0.1:0.
 //! - [`forge`]: compact tokens built piece by piece (any header, raw JSON payloads, wrong
 //!   algorithms, HMACs keyed with public keys), for the attack suite.
+//! - [`postgres`]: a schema of the test's own in the machine's PostgreSQL, or a cluster of its
+//!   own that it can stop and start.
 //! - [`raw_http`]: HTTP/1.1 requests written byte for byte (repeated or malformed headers,
 //!   any body), for requests an HTTP client library refuses to send.
 //! - [`fuzz`]: the bodies of the fuzz targets in `fuzz/`, which the corpus replay test runs
@@ -22,5 +24,6 @@ pub mod forge;
 pub mod fuzz;
 pub mod harness;
 pub mod interop;
+pub mod postgres;
 pub mod raw_http;
 pub mod soak;
