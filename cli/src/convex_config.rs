@@ -45,7 +45,7 @@ pub(crate) fn convex_config(
                     .jwks(Some(name))
                     .ok_or_else(|| anyhow!("no JWKS for audience {name:?}"))?;
                 let until =
-                    svctoken_issuer::keyring::copy_valid_until(&published.set, settings.schedule())
+                    svctoken_issuer::keyring::copy_valid_until(&published, settings.schedule())
                         .map(time)
                         .unwrap_or_else(|| "the next rotation".into());
                 (

@@ -221,12 +221,32 @@ fn render(set: KeySet, peers: Vec<PeerKey>, audiences: &[Audience]) -> Published
 
 /// The first moment a key that is not yet published signs, at the earliest: a consumer holding
 /// a copy of today's JWKS (a `data:` URI, which holds the standby too) must be given a new copy
-/// before then. That is a period after the standby starts signing, when its own standby would;
-/// `svctoken keys rotate` or `keys revoke` make it sooner.
-pub fn copy_valid_until(set: &KeySet, schedule: &Schedule) -> Option<u64> {
-    let last = match set.prepared().or_else(|| set.active())?.state {
-        KeyState::Prepared { activate_at } => activate_at,
-        KeyState::Active { activated_at } | KeyState::Retired { activated_at, .. } => activated_at,
-    };
-    Some(last + schedule.rotation_period.as_secs())
+/// before then. For each lineage (this process's, and each other replica's) that is a period
+/// after its standby starts signing, when its own standby would; the earliest of them counts.
+/// `svctoken keys rotate` or `keys revoke` make it sooner, and so does a replica that joins.
+pub fn copy_valid_until(published: &Published, schedule: &Schedule) -> Option<u64> {
+    let mut lineages: HashMap<&str, Vec<&KeyRecord>> = HashMap::new();
+    lineages.insert("", published.set.keys.iter().collect());
+    for peer in &published.peers {
+        lineages
+            .entry(&peer.replica_id)
+            .or_default()
+            .push(&peer.key);
+    }
+    lineages
+        .values()
+        .filter_map(|keys| {
+            let next = keys
+                .iter()
+                .find(|k| k.is_prepared())
+                .or_else(|| keys.iter().find(|k| k.is_active()))?;
+            let last = match next.state {
+                KeyState::Prepared { activate_at } => activate_at,
+                KeyState::Active { activated_at } | KeyState::Retired { activated_at, .. } => {
+                    activated_at
+                }
+            };
+            Some(last + schedule.rotation_period.as_secs())
+        })
+        .min()
 }

@@ -124,6 +124,10 @@ pub fn rotate(
     now: u64,
     journal: &dyn Journal,
 ) -> Result<Vec<Event>> {
+    // Most runs find nothing due: they read the set and take no lock.
+    if !anything_due(&store.load()?, schedule, now) {
+        return Ok(Vec::new());
+    }
     transact(store, journal, now, |set, events| {
         step(store, schedule, set, now, events)
     })
@@ -270,6 +274,12 @@ fn transact(
 ) -> Result<Vec<Event>> {
     let _lock = store.lock()?;
     let mut set = store.load()?;
+    // With no signing key, whether the next one may sign at once depends on the other
+    // replicas: decide and save under their common lock.
+    let _replicas = match set.active() {
+        None => store.lock_replicas()?,
+        Some(_) => None,
+    };
     let before = set.clone();
     let mut events = Vec::new();
     f(&mut set, &mut events)?;
@@ -331,6 +341,16 @@ fn step(
         prepare(store, schedule, set, now, activate_at, events)?;
     }
     Ok(())
+}
+
+/// Whether a run at `now` may change `set` (the same predicates as [`step`], erring towards
+/// yes: [`step`] decides under the lock).
+fn anything_due(set: &KeySet, schedule: &Schedule, now: u64) -> bool {
+    set.active().is_none()
+        || set.keys.iter().any(|k| should_remove(k, now))
+        || should_withdraw(set, schedule)
+        || should_activate(set, now, false)
+        || should_prepare(set, schedule, now).is_some()
 }
 
 /// Whether another replica sharing the store has a key signing.

@@ -19,9 +19,9 @@ use crate::store::private_dir::PrivateKeyDir;
 use crate::store::{KeySet, KeyStore, PeerKey, StoreLock};
 use crate::{Error, Result};
 
-/// The advisory lock of one lineage, per schema.
-const LOCK_KEY: &str =
-    "hashtextextended(coalesce(current_schema(), '') || '/svctoken/keys/' || $1, 0)";
+/// The advisory lock named `$1` (`keys/<replica>`: one lineage; `replicas`: them all), per
+/// schema.
+const LOCK_KEY: &str = "hashtextextended(coalesce(current_schema(), '') || '/svctoken/' || $1, 0)";
 
 /// How often a waiting writer retries a lineage's lock.
 const LOCK_RETRY: Duration = Duration::from_millis(50);
@@ -61,8 +61,13 @@ impl PgStore {
 
     /// Takes the lock of `replica`'s lineage: waits for it (bounded by the operation timeout)
     /// or, with `wait` false, gives up at once if another holds it.
-    fn lock_lineage(&self, replica: &str, wait: bool) -> Result<Option<LineageLock>> {
-        let replica = replica.to_owned();
+    fn lock_lineage(&self, replica: &str, wait: bool) -> Result<Option<AdvisoryLock>> {
+        self.advisory_lock(format!("keys/{replica}"), wait)
+    }
+
+    /// Takes the advisory lock `name`, as [`PgStore::lock_lineage`] does.
+    fn advisory_lock(&self, name: String, wait: bool) -> Result<Option<AdvisoryLock>> {
+        let replica = name;
         self.db.block_on(move |db| async move {
             // A connection that fails mid-way is closed rather than pooled, so no session can
             // keep a lock nobody knows it holds.
@@ -78,9 +83,9 @@ impl PgStore {
                     .await
                     .map_err(|e| db.error(e))?;
                 if row.get::<_, bool>(0) {
-                    return Ok(Some(LineageLock {
+                    return Ok(Some(AdvisoryLock {
                         client: client.keep(),
-                        replica,
+                        name: replica,
                         db: db.clone(),
                     }));
                 }
@@ -90,9 +95,9 @@ impl PgStore {
                 }
                 if tokio::time::Instant::now() >= deadline {
                     client.keep();
-                    return Err(db.error(format!(
-                        "the key set of replica {replica} stayed locked by another writer"
-                    )));
+                    return Err(
+                        db.error(format!("the lock {replica} stayed held by another writer"))
+                    );
                 }
                 tokio::time::sleep(LOCK_RETRY).await;
             }
@@ -104,12 +109,15 @@ impl PgStore {
         let replica = replica.to_owned();
         let row = self.db.block_on(move |db| async move {
             let client = db.client().await?;
-            client
-                .query_opt(
+            let select = client
+                .prepare_cached(
                     "SELECT generation, key_set::text, lease_until FROM svctoken_key_sets \
                      WHERE replica_id = $1",
-                    &[&replica],
                 )
+                .await
+                .map_err(|e| db.error(e))?;
+            client
+                .query_opt(&select, &[&replica])
                 .await
                 .map_err(|e| db.error(e))
                 .map(|row| {
@@ -289,6 +297,13 @@ impl KeyStore for PgStore {
         Some(&self.db)
     }
 
+    fn lock_replicas(&self) -> Result<Option<StoreLock>> {
+        let lock = self
+            .advisory_lock("replicas".to_owned(), true)?
+            .ok_or_else(|| self.db.error("lock not taken"))?;
+        Ok(Some(Box::new(lock)))
+    }
+
     fn replica_id(&self) -> Option<&str> {
         Some(&self.replica)
     }
@@ -297,12 +312,15 @@ impl KeyStore for PgStore {
         let replica = self.replica.clone();
         let rows = self.db.block_on(move |db| async move {
             let client = db.client().await?;
-            let rows = client
-                .query(
+            let select = client
+                .prepare_cached(
                     "SELECT replica_id, key_set::text FROM svctoken_key_sets \
                      WHERE replica_id <> $1 ORDER BY replica_id",
-                    &[&replica],
                 )
+                .await
+                .map_err(|e| db.error(e))?;
+            let rows = client
+                .query(&select, &[&replica])
                 .await
                 .map_err(|e| db.error(e))?;
             Ok(rows
@@ -336,28 +354,21 @@ impl KeyStore for PgStore {
         );
         let lapsed: Vec<String> = self.db.block_on(move |db| async move {
             let client = db.client().await?;
-            client
-                .execute(
-                    "INSERT INTO svctoken_key_sets (replica_id, lease_until) VALUES ($1, $2) \
-                     ON CONFLICT (replica_id) DO UPDATE SET \
-                     lease_until = GREATEST(svctoken_key_sets.lease_until, EXCLUDED.lease_until)",
-                    &[&replica, &until],
-                )
-                .await
-                .map_err(|e| db.error(e))?;
-            client
-                .execute(
-                    "DELETE FROM svctoken_replay WHERE expires_at < $1",
-                    &[&now_i],
+            // One statement: renew this replica's lease, forget expired assertion ids, and
+            // name the replicas whose lease lapsed.
+            let renew = client
+                .prepare_cached(
+                    "WITH renewed AS (INSERT INTO svctoken_key_sets (replica_id, lease_until) \
+                     VALUES ($1, $2) ON CONFLICT (replica_id) DO UPDATE SET lease_until = \
+                     GREATEST(svctoken_key_sets.lease_until, EXCLUDED.lease_until)), \
+                     forgotten AS (DELETE FROM svctoken_replay WHERE expires_at < $3) \
+                     SELECT replica_id FROM svctoken_key_sets \
+                     WHERE replica_id <> $1 AND lease_until < $3",
                 )
                 .await
                 .map_err(|e| db.error(e))?;
             let rows = client
-                .query(
-                    "SELECT replica_id FROM svctoken_key_sets \
-                     WHERE replica_id <> $1 AND lease_until < $2",
-                    &[&replica, &now_i],
-                )
+                .query(&renew, &[&replica, &until, &now_i])
                 .await
                 .map_err(|e| db.error(e))?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -377,18 +388,18 @@ impl KeyStore for PgStore {
     }
 }
 
-/// The lock of one lineage: a connection holding the advisory lock, unlocked when dropped
-/// (or closed, which also releases it).
-struct LineageLock {
+/// An advisory lock: a connection holding it, unlocked when dropped (or closed, which also
+/// releases it).
+struct AdvisoryLock {
     client: Option<deadpool_postgres::Object>,
-    replica: String,
+    name: String,
     db: Database,
 }
 
-impl Drop for LineageLock {
+impl Drop for AdvisoryLock {
     fn drop(&mut self) {
         let client = Detach(self.client.take());
-        let replica = std::mem::take(&mut self.replica);
+        let replica = std::mem::take(&mut self.name);
         self.db.spawn_detached(async move {
             let unlocked = client
                 .get()

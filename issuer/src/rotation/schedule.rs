@@ -84,8 +84,13 @@ impl Schedule {
             }
         }
         if self.rotation_period < self.prepare_lead().saturating_mul(2) {
+            let lead = if self.propagation.is_zero() {
+                "jwks_max_age + 5s"
+            } else {
+                "jwks_max_age + 5s + the replicas' 10s propagation bound"
+            };
             return Err(Error::Config(format!(
-                "[keys] rotation_period ({}) must be at least twice jwks_max_age + 5s ({}): \
+                "[keys] rotation_period ({}) must be at least twice {lead} ({}): \
                  lengthen rotation_period or shorten jwks_max_age",
                 humantime::format_duration(self.rotation_period),
                 humantime::format_duration(self.prepare_lead() * 2)

@@ -194,6 +194,7 @@ impl Config {
             ));
         }
         let longest = clients.iter().map(|c| c.max_ttl).max().unwrap_or_default();
+        let replication = self.replication(overrides)?;
         let keys = &self.file.keys;
         let schedule = Schedule {
             algorithm: keys.algorithm.unwrap_or(Algorithm::ES256),
@@ -203,16 +204,12 @@ impl Config {
                 .unwrap_or(Duration::from_secs(24 * 3600)),
             jwks_max_age: keys.jwks_max_age.unwrap_or(Duration::from_secs(300)),
             max_token_lifetime: longest.max(DEFAULT_TTL),
-            propagation: Duration::ZERO,
-        };
-        let replication = self.replication(overrides)?;
-        let schedule = Schedule {
+            // A key must be in every replica's JWKS for a full max-age before it signs.
             propagation: if replication.is_some() {
                 crate::postgres::PROPAGATION
             } else {
                 Duration::ZERO
             },
-            ..schedule
         };
         schedule.validate()?;
         for a in &audiences {

@@ -80,6 +80,14 @@ pub trait KeyStore: Send + Sync + 'static {
         None
     }
 
+    /// A lock every replica sharing the store takes, held while a replica with no signing key
+    /// decides whether its next key may sign at once (no other replica signs) and saves it, so
+    /// that replicas starting together on an empty store don't each sign at once. Default: none
+    /// (one lineage).
+    fn lock_replicas(&self) -> Result<Option<StoreLock>> {
+        Ok(None)
+    }
+
     /// This replica's id, when several replicas share the store. Default: none.
     fn replica_id(&self) -> Option<&str> {
         None
