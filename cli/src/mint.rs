@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use serde_json::{Map, Value};
-use svctoken_mint::{MintRequest, Minter, SystemClock, check_custom_claims};
+use svctoken_mint::{Clock as _, MintRequest, Minter, SystemClock, check_custom_claims};
 
 use crate::{ConfigArgs, open_keyring, settings};
 
@@ -48,6 +48,13 @@ pub(crate) fn mint(
     // Before the key store is opened (or created): a refused claim changes nothing on disk.
     check_custom_claims(&extra)?;
     let ring = open_keyring(&settings)?;
+    if !ring.can_sign(SystemClock.unix_secs()) {
+        bail!(
+            "this replica may not sign yet: its first key signs once every verifier holds it \
+             (`svctoken keys list` says when), or its lease lapsed. Mint with the configuration \
+             and data directory of a replica that serves tokens"
+        );
+    }
     let minter = Minter::new(
         settings.issuer().clone(),
         ring.signer(),

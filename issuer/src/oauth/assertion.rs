@@ -107,15 +107,10 @@ impl Replay {
             Replay::Shared(shared) => {
                 let mut key = [0u8; 16];
                 key.copy_from_slice(&digest(client, jti)[..16]);
+                // A failure is logged (throttled) where it happens.
                 match shared.first_use(key, exp + LEEWAY.as_secs()).await {
                     Ok(first) => first,
-                    Err(e) => {
-                        tracing::error!(
-                            error = %e,
-                            "the shared replay cache can't be reached: private_key_jwt is refused"
-                        );
-                        return Err(RefusalReason::ReplayCacheUnavailable);
-                    }
+                    Err(_) => return Err(RefusalReason::ReplayCacheUnavailable),
                 }
             }
         };

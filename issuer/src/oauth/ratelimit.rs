@@ -35,7 +35,13 @@ impl Limiter {
                 match shared.check(client, secs).await {
                     Ok(verdict) => verdict,
                     Err(e) => {
-                        tracing::warn!(error = %e, "shared rate limit unreachable; limiting per replica");
+                        if shared.may_log(secs as u64) {
+                            tracing::warn!(
+                                error = %e,
+                                "the shared rate limit can't be reached: each replica limits on \
+                                 its own (this is logged at most every 10 s)"
+                            );
+                        }
                         fallback.check(client, now)
                     }
                 }

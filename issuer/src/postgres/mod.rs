@@ -49,6 +49,30 @@ pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// re-read the key sets every lifecycle run (5 s); P allows for a slow run.
 pub const PROPAGATION: Duration = Duration::from_secs(10);
 
+/// Lets a message through at most once per [`Throttle::EVERY`]: a database that is down fails
+/// every request that needs it, and one log line per request would flood the log.
+#[derive(Debug, Default)]
+pub(crate) struct Throttle {
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl Throttle {
+    /// The shortest time between two messages.
+    pub(crate) const EVERY: Duration = Duration::from_secs(10);
+
+    /// True if a message may be logged at `now` (seconds since the epoch); the others are
+    /// counted by the metrics their callers keep.
+    pub(crate) fn allow(&self, now: u64) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let last = self.last.load(Relaxed);
+        (last == 0 || now >= last + Self::EVERY.as_secs())
+            && self
+                .last
+                .compare_exchange(last, now.max(1), Relaxed, Relaxed)
+                .is_ok()
+    }
+}
+
 /// The channel key set changes are announced on.
 const CHANNEL: &str = "svctoken_keys";
 
@@ -279,6 +303,11 @@ async fn listen(
     }
 }
 
+/// The wall clock in seconds, for log throttling only (decisions use the issuer's clock).
+fn now_secs() -> u64 {
+    svctoken_mint::Clock::unix_secs(&svctoken_mint::SystemClock)
+}
+
 /// `postgres://user@host:port/dbname`, never the password.
 fn describe(config: &tokio_postgres::Config) -> String {
     let user = config
@@ -357,6 +386,16 @@ fn spawn_runtime() -> std::io::Result<(tokio::runtime::Handle, tokio::sync::ones
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_throttle_lets_one_message_through_per_period() {
+        let throttle = Throttle::default();
+        assert!(throttle.allow(100));
+        assert!(!throttle.allow(100));
+        assert!(!throttle.allow(109));
+        assert!(throttle.allow(110));
+        assert!(!throttle.allow(111));
+    }
 
     #[test]
     fn the_name_never_holds_the_password() {

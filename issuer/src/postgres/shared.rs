@@ -4,19 +4,23 @@
 
 use std::time::Duration;
 
-use super::Database;
+use super::{Database, Throttle};
 use crate::{RateLimitConfig, Result};
 
 /// The replay cache every replica checks: an assertion used at one is refused at all.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct SharedReplay {
     db: Database,
+    quiet: Throttle,
 }
 
 impl SharedReplay {
     /// The cache in `db`.
     pub fn new(db: Database) -> Self {
-        SharedReplay { db }
+        SharedReplay {
+            db,
+            quiet: Throttle::default(),
+        }
     }
 
     /// Records `digest` (of the client and the assertion's `jti`) until `expires_at`; false if
@@ -24,6 +28,20 @@ impl SharedReplay {
     /// refuse the assertion (fail closed). Expired entries are deleted by the lifecycle.
     pub async fn first_use(&self, digest: [u8; 16], expires_at: u64) -> Result<bool> {
         let expires_at = i64::try_from(expires_at).unwrap_or(i64::MAX);
+        let checked = self.check(digest, expires_at).await;
+        if let Err(e) = &checked
+            && self.quiet.allow(super::now_secs())
+        {
+            tracing::error!(
+                error = %e,
+                "the shared replay cache can't be reached: private_key_jwt is refused (this is \
+                 logged at most every 10 s)"
+            );
+        }
+        checked
+    }
+
+    async fn check(&self, digest: [u8; 16], expires_at: i64) -> Result<bool> {
         self.db
             .run(move |db| async move {
                 let client = db.client().await?;
@@ -45,11 +63,12 @@ impl SharedReplay {
 }
 
 /// Token buckets every replica draws from, so a client's rate is limited across replicas.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct SharedLimiter {
     db: Database,
     burst: f64,
     per_second: f64,
+    quiet: Throttle,
 }
 
 impl SharedLimiter {
@@ -60,7 +79,13 @@ impl SharedLimiter {
             db,
             burst: f64::from(config.burst),
             per_second: f64::from(config.per_minute) / 60.0,
+            quiet: Throttle::default(),
         }
+    }
+
+    /// Whether a failure may be logged now (at most every 10 s).
+    pub(crate) fn may_log(&self, now: u64) -> bool {
+        self.quiet.allow(now)
     }
 
     /// Takes one request from `client`'s bucket at `now` (seconds since the epoch): `Ok(Ok)`

@@ -123,3 +123,33 @@ fn of_replicas_starting_together_one_signs_at_once() {
         assert!(set.prepared().is_some(), "the others wait with a key");
     }
 }
+
+/// Replicas starting together on a fresh database: one creates the schema, the others wait for
+/// it and find nothing to do; all connect.
+#[test]
+fn replicas_starting_together_migrate_the_schema_once() {
+    let Some(schema) = TestSchema::new("migrations racing") else {
+        return;
+    };
+    let barrier = Arc::new(std::sync::Barrier::new(4));
+    let connects: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, barrier) = (schema.url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                svctoken_issuer::postgres::Database::connect(&url).map(drop)
+            })
+        })
+        .collect();
+    for connect in connects {
+        connect
+            .join()
+            .expect("thread")
+            .expect("every replica connects");
+    }
+    // One migration recorded, once.
+    schema.execute(
+        "DO $$ BEGIN IF (SELECT count(*) FROM svctoken_migrations) <> 1 THEN \
+         RAISE 'the migration was applied more than once'; END IF; END $$",
+    );
+}
