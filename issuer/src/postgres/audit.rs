@@ -4,14 +4,15 @@
 //! A line is exactly what a chained file holds (`{"seq":..,"prev":..,<event>}`, `prev` the
 //! SHA-256 of the line before), so the same verifier reads both. Each replica appends to its own
 //! chain, in `svctoken_audit` with its head (line count, hash of the last line) in
-//! `svctoken_audit_heads`: a batch is one transaction that locks the head row, inserts the
-//! lines and moves the head, so two writers on one chain (the server and a `svctoken keys`
-//! command) interleave whole batches and the chain stays intact. Per-replica chains keep
-//! replicas from waiting on each other's appends.
+//! `svctoken_audit_heads`: a batch is one statement that moves the head from where the writer
+//! saw it and inserts the lines, or does nothing if another writer moved it first (the writer
+//! then chains from the new head), so two writers on one chain (the server and a `svctoken
+//! keys` command) interleave whole batches and the chain stays intact. One round trip a batch
+//! keeps a fail-closed issuer's wait short; per-replica chains keep replicas from waiting on
+//! each other's appends.
 
 use std::io::Cursor;
-
-use futures_util::SinkExt as _;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Database;
 use crate::audit::{AuditEvent, AuditSink, ChainBreak, ChainReport, ZERO_HASH, chain_events};
@@ -25,6 +26,8 @@ const PAGE: i64 = 10_000;
 pub struct AuditTable {
     db: Database,
     replica: String,
+    /// The chain's end as this writer last wrote or read it: line count and last hash.
+    head: Arc<Mutex<Option<(u64, String)>>>,
 }
 
 impl AuditTable {
@@ -33,6 +36,7 @@ impl AuditTable {
         AuditTable {
             db,
             replica: replica_id.to_owned(),
+            head: Arc::new(Mutex::new(None)),
         }
     }
 }
@@ -42,15 +46,105 @@ impl AuditSink for AuditTable {
         self.record_batch(std::slice::from_ref(event))
     }
 
+    /// One statement per batch: it moves the head only if it is still where this writer saw it,
+    /// and inserts the lines only if it moved, so a batch is all or nothing and two writers on
+    /// one chain (the server and a `svctoken keys` command) never interleave. A writer that
+    /// finds the head moved appends under a lock on the head row instead, from the head it then
+    /// reads.
     fn record_batch(&self, events: &[AuditEvent]) -> Result<(), Error> {
+        let known = self
+            .head
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let moved = match known {
+            Some((lines, head)) => self.append_after(lines, &head, events)?,
+            None => None,
+        };
+        let moved = match moved {
+            Some(moved) => moved,
+            None => self.append_locked(events)?,
+        };
+        *self.head.lock().unwrap_or_else(PoisonError::into_inner) = Some(moved);
+        Ok(())
+    }
+}
+
+/// A batch's lines, chained after a head: the rows to insert and the new head.
+struct Chained {
+    seqs: Vec<i64>,
+    lines: Vec<String>,
+    total: u64,
+    head: String,
+}
+
+fn chain(lines: u64, head: &str, events: &[AuditEvent]) -> Result<Chained> {
+    let mut new_head = head.to_owned();
+    let mut buf = Vec::with_capacity(events.len() * 512);
+    let total = chain_events(&mut buf, lines, &mut new_head, events)?;
+    let text = String::from_utf8(buf)
+        .map_err(|e| Error::AuditEncode(Arc::new(serde::ser::Error::custom(e))))?;
+    Ok(Chained {
+        seqs: (lines + 1..=total).map(to_i64).collect(),
+        lines: text.lines().map(str::to_owned).collect(),
+        total,
+        head: new_head,
+    })
+}
+
+impl AuditTable {
+    /// Appends `events` if the head is still `lines`, `head`: the new head, or `None` if another
+    /// writer moved it.
+    fn append_after(
+        &self,
+        lines: u64,
+        head: &str,
+        events: &[AuditEvent],
+    ) -> Result<Option<(u64, String)>> {
+        let c = chain(lines, head, events)?;
+        let (replica, old_head, from) = (self.replica.clone(), head.to_owned(), to_i64(lines));
+        let (total, new_head) = (c.total, c.head.clone());
+        let appended = self.db.block_on(move |db| async move {
+            let client = db.client().await?;
+            let append = client
+                .prepare_cached(
+                    "WITH moved AS (UPDATE svctoken_audit_heads SET lines = $4, head = $5 \
+                     WHERE replica_id = $1 AND lines = $6 AND head = $7 RETURNING 1) \
+                     INSERT INTO svctoken_audit (replica_id, seq, line) \
+                     SELECT $1, t.seq, t.line FROM unnest($2::bigint[], $3::text[]) \
+                     AS t(seq, line) WHERE EXISTS (SELECT 1 FROM moved)",
+                )
+                .await
+                .map_err(|e| db.error(e))?;
+            let inserted = client
+                .execute(
+                    &append,
+                    &[
+                        &replica,
+                        &c.seqs,
+                        &c.lines,
+                        &to_i64(c.total),
+                        &c.head,
+                        &from,
+                        &old_head,
+                    ],
+                )
+                .await
+                .map_err(|e| db.error(e))?;
+            Ok(inserted > 0)
+        })?;
+        Ok(appended.then_some((total, new_head)))
+    }
+
+    /// Appends `events` in a transaction holding the head row (created if the chain has none):
+    /// the new head.
+    fn append_locked(&self, events: &[AuditEvent]) -> Result<(u64, String)> {
         let events = events.to_vec();
         let replica = self.replica.clone();
         self.db.block_on(move |db| async move {
             let mut client = db.client().await?;
             let tx = client.transaction().await.map_err(|e| db.error(e))?;
-            // The upsert locks the chain's head row until the commit: writers on one chain
-            // append whole batches, one after the other.
-            let head_row = tx
+            let lock_head = tx
                 .prepare_cached(
                     "INSERT INTO svctoken_audit_heads AS h (replica_id, lines, head) \
                      VALUES ($1, 0, $2) ON CONFLICT (replica_id) DO UPDATE SET lines = h.lines \
@@ -59,58 +153,35 @@ impl AuditSink for AuditTable {
                 .await
                 .map_err(|e| db.error(e))?;
             let row = tx
-                .query_one(&head_row, &[&replica, &ZERO_HASH])
+                .query_one(&lock_head, &[&replica, &ZERO_HASH])
                 .await
                 .map_err(|e| db.error(e))?;
             let lines = u64::try_from(row.get::<_, i64>(0)).unwrap_or_default();
-            let mut head: String = row.get(1);
-            let mut buf = Vec::with_capacity(events.len() * 512);
-            let total = chain_events(&mut buf, lines, &mut head, &events)?;
-            // COPY, the cheapest way into a table: a row per line, tab-separated text.
-            let copy = tx
-                .copy_in("COPY svctoken_audit (replica_id, seq, line) FROM STDIN")
-                .await
-                .map_err(|e| db.error(e))?;
-            let rows = copy_rows(&replica, lines, &buf);
-            let mut copy = std::pin::pin!(copy);
-            copy.send(bytes::Bytes::from(rows))
-                .await
-                .map_err(|e| db.error(e))?;
-            copy.as_mut().finish().await.map_err(|e| db.error(e))?;
-            let total = i64::try_from(total).unwrap_or(i64::MAX);
-            let move_head = tx
+            let head: String = row.get(1);
+            let c = chain(lines, &head, &events)?;
+            let append = tx
                 .prepare_cached(
-                    "UPDATE svctoken_audit_heads SET lines = $2, head = $3 WHERE replica_id = $1",
+                    "WITH appended AS (INSERT INTO svctoken_audit (replica_id, seq, line) \
+                     SELECT $1, t.seq, t.line FROM unnest($2::bigint[], $3::text[]) \
+                     AS t(seq, line)) \
+                     UPDATE svctoken_audit_heads SET lines = $4, head = $5 WHERE replica_id = $1",
                 )
                 .await
                 .map_err(|e| db.error(e))?;
-            tx.execute(&move_head, &[&replica, &total, &head])
-                .await
-                .map_err(|e| db.error(e))?;
-            tx.commit().await.map_err(|e| db.error(e))
+            tx.execute(
+                &append,
+                &[&replica, &c.seqs, &c.lines, &to_i64(c.total), &c.head],
+            )
+            .await
+            .map_err(|e| db.error(e))?;
+            tx.commit().await.map_err(|e| db.error(e))?;
+            Ok((c.total, c.head))
         })
     }
 }
 
-/// The rows of COPY's text format for the chain lines in `buf` (each ending in a newline),
-/// numbered from `after + 1`: `replica`, tab, `seq`, tab, the line with its backslashes doubled
-/// (a JSON line holds no raw tab or newline: JSON escapes them).
-fn copy_rows(replica: &str, after: u64, buf: &[u8]) -> Vec<u8> {
-    let mut rows = Vec::with_capacity(buf.len() + buf.len() / 8);
-    for (seq, line) in (after + 1..).zip(buf.split(|&b| b == b'\n').filter(|l| !l.is_empty())) {
-        rows.extend_from_slice(replica.as_bytes());
-        rows.push(b'\t');
-        rows.extend_from_slice(seq.to_string().as_bytes());
-        rows.push(b'\t');
-        for &b in line {
-            if b == b'\\' {
-                rows.push(b'\\');
-            }
-            rows.push(b);
-        }
-        rows.push(b'\n');
-    }
-    rows
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// One replica's chain as [`verify_database`] found it.
@@ -200,20 +271,5 @@ fn read_chain(db: &Database, replica: &str, last: i64) -> Result<Vec<u8>> {
             text.extend_from_slice(line.as_bytes());
             text.push(b'\n');
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn copy_rows_number_the_lines_and_double_backslashes() {
-        let buf = b"{\"a\":\"x\\\"y\"}\n{\"b\":\"\\u2028\"}\n";
-        let rows = copy_rows("web-1", 41, buf);
-        assert_eq!(
-            String::from_utf8(rows).expect("utf-8"),
-            "web-1\t42\t{\"a\":\"x\\\\\"y\"}\nweb-1\t43\t{\"b\":\"\\\\u2028\"}\n"
-        );
     }
 }

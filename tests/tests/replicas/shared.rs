@@ -403,3 +403,38 @@ async fn the_keys_of_a_replica_whose_lease_lapsed_are_retired_then_removed() {
         "the old private key was swept"
     );
 }
+
+/// Two writers on one chain (the server, and a `svctoken keys` command on its machine): each
+/// batch lands whole, after the other's, and the chain stays intact.
+#[test]
+fn two_writers_on_one_chain_keep_it_intact() {
+    use svctoken_issuer::audit::{AuditEvent, AuditSink as _};
+    use svctoken_issuer::postgres::AuditTable;
+    let Some(schema) = TestSchema::new("two writers on one chain") else {
+        return;
+    };
+    let db = schema.connect();
+    let (server, command) = (
+        AuditTable::new(db.clone(), "a"),
+        AuditTable::new(db.clone(), "a"),
+    );
+    let events: Vec<AuditEvent> = (0..5).map(|i| AuditEvent::issued(START + i)).collect();
+    let writers: Vec<_> = [server, command]
+        .into_iter()
+        .map(|table| {
+            let events = events.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    table.record_batch(&events).expect("a batch lands");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().expect("writer");
+    }
+    let chains = verify_database(&db).expect("verify");
+    assert_eq!(chains.len(), 1);
+    let report = chains[0].verified.as_ref().expect("intact");
+    assert_eq!(report.lines, 2 * 20 * 5);
+}
