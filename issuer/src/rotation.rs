@@ -367,18 +367,7 @@ pub fn reap(set: &mut KeySet, lapsed_at: u64, schedule: &Schedule, now: u64) -> 
     let mut events = Vec::new();
     let remove_at = lapsed_at.saturating_add(schedule.retire_tail().as_secs());
     for k in &mut set.keys {
-        if let KeyState::Active { activated_at } = k.state {
-            k.state = KeyState::Retired {
-                activated_at,
-                retired_at: lapsed_at,
-                remove_at,
-            };
-            events.push(Event::Retired {
-                kid: k.kid.clone(),
-                alg: k.alg,
-                remove_at,
-            });
-        }
+        retire(k, lapsed_at, remove_at, &mut events);
     }
     set.keys.retain(|k| {
         let gone = k.is_prepared() || should_remove(k, now);
@@ -391,6 +380,23 @@ pub fn reap(set: &mut KeySet, lapsed_at: u64, schedule: &Schedule, now: u64) -> 
         !gone
     });
     events
+}
+
+/// A signing key `k` stops signing at `retired_at` and leaves the JWKS at `remove_at`; any
+/// other key is left as it is.
+fn retire(k: &mut KeyRecord, retired_at: u64, remove_at: u64, events: &mut Vec<Event>) {
+    if let KeyState::Active { activated_at } = k.state {
+        k.state = KeyState::Retired {
+            activated_at,
+            retired_at,
+            remove_at,
+        };
+        events.push(Event::Retired {
+            kid: k.kid.clone(),
+            alg: k.alg,
+            remove_at,
+        });
+    }
 }
 
 /// The standby signs from `now`; the key signing until now (if any) retires. `first_key`: the
@@ -406,18 +412,7 @@ fn hand_over(
     let lead = schedule.prepare_lead().as_secs();
     for k in &mut set.keys {
         match k.state {
-            KeyState::Active { activated_at } => {
-                k.state = KeyState::Retired {
-                    activated_at,
-                    retired_at: now,
-                    remove_at,
-                };
-                events.push(Event::Retired {
-                    kid: k.kid.clone(),
-                    alg: k.alg,
-                    remove_at,
-                });
-            }
+            KeyState::Active { .. } => retire(k, now, remove_at, events),
             KeyState::Prepared { .. } => {
                 k.state = KeyState::Active { activated_at: now };
                 events.push(Event::Activated {

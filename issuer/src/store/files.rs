@@ -152,7 +152,7 @@ impl KeyStore for FileStore {
 }
 
 /// Removes the temporary files a writer killed mid-write left in `dir` (best effort).
-fn sweep_temporary_files(dir: &Path) {
+pub(super) fn sweep_temporary_files(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };

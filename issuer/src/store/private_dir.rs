@@ -10,7 +10,7 @@ use svctoken_jwks::{Algorithm, Jwk, SigningKey, dangerous};
 use zeroize::Zeroizing;
 
 use super::KeySet;
-use super::files::write_atomic;
+use super::files::{sweep_temporary_files, write_atomic};
 use crate::{Error, Result};
 
 /// A directory of private keys, one `<kid>.pem` file each.
@@ -78,17 +78,15 @@ impl PrivateKeyDir {
     /// it with the store's lock held, when no writer can be between those two steps. Best
     /// effort: a failure here costs disk space, never a key.
     pub(crate) fn sweep(&self, set: &KeySet) {
+        sweep_temporary_files(&self.dir);
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return;
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let stale_tmp = name.starts_with('.') && name.contains(".tmp.");
-            let orphan = name
-                .strip_suffix(".pem")
+            let orphan = (name.to_string_lossy().strip_suffix(".pem"))
                 .is_some_and(|kid| set.get(kid).is_none());
-            if stale_tmp || orphan {
+            if orphan {
                 let _ = fs::remove_file(entry.path());
             }
         }

@@ -43,6 +43,17 @@ async fn two_signing(
     (a, b)
 }
 
+/// Moves `clock` on by `by` in steps of 30 s, each replica renewing its lease and running its
+/// lifecycle after each step, as running replicas do.
+async fn in_steps(clock: &MockClock, by: Duration, replicas: &[&TestIssuer]) {
+    for _ in 0..by.as_secs().div_ceil(30) {
+        clock.advance(Duration::from_secs(30));
+        for t in replicas {
+            refresh(t).await.expect("runs");
+        }
+    }
+}
+
 fn dirs() -> [tempfile::TempDir; 2] {
     [
         tempfile::tempdir().expect("tempdir"),
@@ -322,13 +333,8 @@ async fn the_keys_of_a_replica_whose_lease_lapsed_are_retired_then_removed() {
     let b = start("b", dirs[1].path().to_owned()).await;
     let schedule = a.issuer.settings().schedule().clone();
     // Both renew their one-minute leases as time goes by, until b's key has its lead.
-    let lead = schedule.prepare_lead().as_secs();
-    for _ in 0..lead.div_ceil(30) {
-        clock.advance(Duration::from_secs(30));
-        for t in [&a, &b] {
-            refresh(t).await.expect("runs");
-        }
-    }
+    let lead = schedule.prepare_lead();
+    in_steps(&clock, lead, &[&a, &b]).await;
     let b_set = b.issuer.keys().published().set.clone();
     let b_signing = b_set.active().expect("b signs").kid.clone();
     let b_standby = b_set.prepared().expect("b's standby").kid.clone();
@@ -389,12 +395,7 @@ async fn the_keys_of_a_replica_whose_lease_lapsed_are_retired_then_removed() {
     // b comes back: a new key, which waits a lead (a signs meanwhile), then signs.
     let b = start("b", dirs[1].path().to_owned()).await;
     assert!(!b.issuer.keys().can_sign(clock.unix_secs()));
-    for _ in 0..lead.div_ceil(30) {
-        clock.advance(Duration::from_secs(30));
-        for t in [&a, &b] {
-            refresh(t).await.expect("runs");
-        }
-    }
+    in_steps(&clock, lead, &[&a, &b]).await;
     let token = b.token(&[]).await;
     let (header, _) = svctoken_jwks::dangerous::decode_unverified(&token).expect("jwt");
     assert_ne!(header["kid"], b_signing.as_str(), "a new key");
