@@ -29,12 +29,14 @@ CREATE TABLE svctoken_rate_limit (
     allowed   boolean NOT NULL
 );
 
--- The audit trail: one hash chain per replica, lines exactly as a chained file holds them.
+-- The audit trail: one hash chain per replica, lines exactly as a chained file holds them,
+-- a row per batch written (lines first_seq to last_seq, each ending in a newline).
 CREATE TABLE svctoken_audit (
     replica_id text NOT NULL,
-    seq        bigint NOT NULL,
-    line       text NOT NULL,
-    PRIMARY KEY (replica_id, seq)
+    first_seq  bigint NOT NULL,
+    last_seq   bigint NOT NULL,
+    lines      text NOT NULL,
+    PRIMARY KEY (replica_id, first_seq)
 );
 
 -- The head of each replica's chain (line count, hash of the last line), updated with it.

@@ -3,7 +3,9 @@
 //!
 //! A line is exactly what a chained file holds (`{"seq":..,"prev":..,<event>}`, `prev` the
 //! SHA-256 of the line before), so the same verifier reads both. Each replica appends to its own
-//! chain, in `svctoken_audit` with its head (line count, hash of the last line) in
+//! chain, in `svctoken_audit`, a row per batch (its lines as the file would hold them: the
+//! database's cost is per batch, not per event), with its head (line count, hash of the last
+//! line) in
 //! `svctoken_audit_heads`: a batch is one statement that moves the head from where the writer
 //! saw it and inserts the lines, or does nothing if another writer moved it first (the writer
 //! then chains from the new head), so two writers on one chain (the server and a `svctoken
@@ -18,8 +20,8 @@ use super::Database;
 use crate::audit::{AuditEvent, AuditSink, ChainBreak, ChainReport, ZERO_HASH, chain_events};
 use crate::{Error, Result};
 
-/// Lines read per query by [`verify_database`].
-const PAGE: i64 = 10_000;
+/// Rows (batches) read per query by [`verify_database`].
+const PAGE: i64 = 1_000;
 
 /// The audit sink appending to this replica's chain in the database.
 #[derive(Clone, Debug)]
@@ -70,10 +72,10 @@ impl AuditSink for AuditTable {
     }
 }
 
-/// A batch's lines, chained after a head: the rows to insert and the new head.
+/// A batch's lines, chained after a head: the row to insert and the new head.
 struct Chained {
-    seqs: Vec<i64>,
-    lines: Vec<String>,
+    first: i64,
+    text: String,
     total: u64,
     head: String,
 }
@@ -82,11 +84,10 @@ fn chain(lines: u64, head: &str, events: &[AuditEvent]) -> Result<Chained> {
     let mut new_head = head.to_owned();
     let mut buf = Vec::with_capacity(events.len() * 512);
     let total = chain_events(&mut buf, lines, &mut new_head, events)?;
-    let text = String::from_utf8(buf)
-        .map_err(|e| Error::AuditEncode(Arc::new(serde::ser::Error::custom(e))))?;
     Ok(Chained {
-        seqs: (lines + 1..=total).map(to_i64).collect(),
-        lines: text.lines().map(str::to_owned).collect(),
+        first: to_i64(lines + 1),
+        // serde_json writes UTF-8: nothing is replaced.
+        text: String::from_utf8_lossy(&buf).into_owned(),
         total,
         head: new_head,
     })
@@ -110,9 +111,8 @@ impl AuditTable {
                 .prepare_cached(
                     "WITH moved AS (UPDATE svctoken_audit_heads SET lines = $4, head = $5 \
                      WHERE replica_id = $1 AND lines = $6 AND head = $7 RETURNING 1) \
-                     INSERT INTO svctoken_audit (replica_id, seq, line) \
-                     SELECT $1, t.seq, t.line FROM unnest($2::bigint[], $3::text[]) \
-                     AS t(seq, line) WHERE EXISTS (SELECT 1 FROM moved)",
+                     INSERT INTO svctoken_audit (replica_id, first_seq, last_seq, lines) \
+                     SELECT $1, $2::bigint, $4, $3::text WHERE EXISTS (SELECT 1 FROM moved)",
                 )
                 .await
                 .map_err(|e| db.error(e))?;
@@ -121,8 +121,8 @@ impl AuditTable {
                     &append,
                     &[
                         &replica,
-                        &c.seqs,
-                        &c.lines,
+                        &c.first,
+                        &c.text,
                         &to_i64(c.total),
                         &c.head,
                         &from,
@@ -161,16 +161,15 @@ impl AuditTable {
             let c = chain(lines, &head, &events)?;
             let append = tx
                 .prepare_cached(
-                    "WITH appended AS (INSERT INTO svctoken_audit (replica_id, seq, line) \
-                     SELECT $1, t.seq, t.line FROM unnest($2::bigint[], $3::text[]) \
-                     AS t(seq, line)) \
+                    "WITH appended AS (INSERT INTO svctoken_audit \
+                     (replica_id, first_seq, last_seq, lines) VALUES ($1, $2, $4, $3)) \
                      UPDATE svctoken_audit_heads SET lines = $4, head = $5 WHERE replica_id = $1",
                 )
                 .await
                 .map_err(|e| db.error(e))?;
             tx.execute(
                 &append,
-                &[&replica, &c.seqs, &c.lines, &to_i64(c.total), &c.head],
+                &[&replica, &c.first, &c.text, &to_i64(c.total), &c.head],
             )
             .await
             .map_err(|e| db.error(e))?;
@@ -255,21 +254,20 @@ fn read_chain(db: &Database, replica: &str, last: i64) -> Result<Vec<u8>> {
             let client = db.client().await?;
             let rows = client
                 .query(
-                    "SELECT seq, line FROM svctoken_audit WHERE replica_id = $1 AND seq > $2 \
-                     AND seq <= $3 ORDER BY seq LIMIT $4",
+                    "SELECT last_seq, lines FROM svctoken_audit WHERE replica_id = $1 \
+                     AND first_seq > $2 AND last_seq <= $3 ORDER BY first_seq LIMIT $4",
                     &[&replica, &after, &last, &PAGE],
                 )
                 .await
                 .map_err(|e| db.error(e))?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })?;
-        let Some((last, _)) = page.last() else {
+        let Some((last_seq, _)) = page.last() else {
             return Ok(text);
         };
-        after = *last;
-        for (_, line) in page {
-            text.extend_from_slice(line.as_bytes());
-            text.push(b'\n');
+        after = *last_seq;
+        for (_, lines) in page {
+            text.extend_from_slice(lines.as_bytes());
         }
     }
 }

@@ -182,11 +182,11 @@ async fn every_replica_keeps_an_intact_audit_chain_and_an_edit_is_found() {
         assert!(issued.contains(jti), "{jti} audited");
     }
 
-    // An edited line is found, at its line, on its chain only.
+    // An edited line is found, on its chain only.
     schema.execute(
-        "UPDATE svctoken_audit SET line = replace(line, '\"client_id\":\"worker\"', \
-         '\"client_id\":\"other\"') WHERE replica_id = 'a' AND seq = (SELECT max(seq) FROM \
-         svctoken_audit WHERE replica_id = 'a')",
+        "UPDATE svctoken_audit SET lines = replace(lines, '\"client_id\":\"worker\"', \
+         '\"client_id\":\"other\"') WHERE replica_id = 'a' AND first_seq = (SELECT \
+         max(first_seq) FROM svctoken_audit WHERE replica_id = 'a' AND lines LIKE '%worker%')",
     );
     let chains = verify_database(&db).expect("verify");
     let broken = chains[0]
@@ -194,12 +194,12 @@ async fn every_replica_keeps_an_intact_audit_chain_and_an_edit_is_found() {
         .as_ref()
         .expect_err("a's chain was edited");
     let lines_a = a.audit_events().len() + a.lifecycle_events().len();
-    assert_eq!(broken.line, lines_a as u64, "{broken}");
+    assert!((1..=lines_a as u64).contains(&broken.line), "{broken}");
     assert!(chains[1].verified.is_ok(), "b's chain is untouched");
-    // So is a line removed from the end of a chain.
+    // So is a batch removed from the end of a chain.
     schema.execute(
-        "DELETE FROM svctoken_audit WHERE replica_id = 'b' AND seq = (SELECT max(seq) FROM \
-         svctoken_audit WHERE replica_id = 'b')",
+        "DELETE FROM svctoken_audit WHERE replica_id = 'b' AND first_seq = (SELECT \
+         max(first_seq) FROM svctoken_audit WHERE replica_id = 'b')",
     );
     let chains = verify_database(&db).expect("verify");
     assert!(chains[1].verified.is_err(), "b's chain lost its last line");
