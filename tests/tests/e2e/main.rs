@@ -18,3 +18,4 @@ mod proxy;
 mod rotation;
 mod soak;
 mod upstream;
+mod verify_layer;
