@@ -181,7 +181,8 @@ enum KeysCommand {
     /// recently (or there was none). A running issuer picks it up within seconds.
     #[command(after_help = "Examples:\n  svctoken keys revoke 3Zt2...kid --config svctoken.toml")]
     Revoke {
-        /// The kid to revoke (see `keys list`).
+        /// The kid to revoke (see `keys list`). A kid may start with `-` (base64url).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         #[command(flatten)]
         config: ConfigArgs,
