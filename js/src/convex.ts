@@ -1,5 +1,5 @@
 /**
- * serviceAuth: authorize svctoken service callers inside Convex functions.
+ * svctoken/convex: authorize svctoken service callers inside Convex functions.
  *
  * svctoken mints short-lived service JWTs; Convex verifies them (a `customJwt` or an OIDC
  * provider in `convex/auth.config.ts`) and hands the function an identity object through
@@ -12,7 +12,7 @@
  * ```ts
  * import { ConvexError, v } from "convex/values";
  * import { mutation } from "./_generated/server";
- * import { actingFor, requireService } from "../serviceAuth";
+ * import { actingFor, requireService } from "svctoken/convex";
  *
  * export const addForUser = mutation({
  *   args: { body: v.string() },

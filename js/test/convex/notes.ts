@@ -1,7 +1,7 @@
 // Notes a service keeps on behalf of users: the typical use of requireService + actingFor.
 import { ConvexError, v } from "convex/values";
 import { mutation, query } from "./_generated/server";
-import { actingFor, requireService } from "../serviceAuth";
+import { actingFor, requireService } from "svctoken/convex";
 
 /** The svctoken issuer this app trusts; pinned on every note function. */
 export const ISSUER = "https://auth.example.com";

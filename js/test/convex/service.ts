@@ -1,7 +1,7 @@
 // Thin wrappers that expose the helpers' results, so tests can check them through real calls.
 import { v } from "convex/values";
 import { query } from "./_generated/server";
-import { actingFor, requireService } from "../serviceAuth";
+import { actingFor, requireService } from "svctoken/convex";
 
 const strings = v.optional(v.union(v.string(), v.array(v.string())));
 

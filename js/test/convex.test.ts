@@ -1,5 +1,7 @@
 /**
- * Tests of serviceAuth.ts through real Convex function calls (convex-test's mock backend):
+ * @vitest-environment edge-runtime
+ *
+ * Tests of svctoken/convex (src/convex.ts) through real Convex function calls (convex-test's mock backend):
  * the functions under convex/ call requireService / actingFor, and each test calls them with
  * the identity Convex would build from an svctoken token, for either provider type.
  */
@@ -10,7 +12,7 @@ import type { JSONValue } from "convex/values";
 import { describe, expect, test } from "vitest";
 import { api } from "./convex/_generated/api";
 import schema from "./convex/schema";
-import type { ServiceAuthErrorCode } from "./serviceAuth";
+import type { ServiceAuthErrorCode } from "svctoken/convex";
 
 const modules = import.meta.glob("./convex/**/*.*s");
 const ISS = "https://auth.example.com";

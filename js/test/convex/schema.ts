@@ -1,4 +1,4 @@
-// Schema of the minimal Convex app that exercises ../serviceAuth.ts in tests.
+// Schema of the minimal Convex app that exercises svctoken/convex (src/convex.ts) in tests.
 import { defineSchema, defineTable } from "convex/server";
 import { v } from "convex/values";
 
