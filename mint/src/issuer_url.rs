@@ -44,6 +44,13 @@ impl IssuerUrl {
         &self.0
     }
 
+    /// The path part: `""` for `https://auth.example.com`, `"/auth"` for
+    /// `https://example.com/auth`. An issuer with a path serves every route under it.
+    pub fn path(&self) -> &str {
+        let rest = self.0.split_once("://").map_or(&*self.0, |(_, rest)| rest);
+        rest.find('/').map_or("", |at| &rest[at..])
+    }
+
     /// The URL of `path` under the issuer (`path` starts with `/`), e.g. the token endpoint
     /// `join("/oauth/token")`.
     pub fn join(&self, path: &str) -> String {
@@ -119,5 +126,13 @@ mod tests {
             url.join("/oauth/token"),
             "https://example.com/auth/oauth/token"
         );
+        for (url, path) in [
+            ("https://auth.example.com", ""),
+            ("http://127.0.0.1:8080", ""),
+            ("https://example.com/auth", "/auth"),
+            ("https://example.com:8443/a/b", "/a/b"),
+        ] {
+            assert_eq!(IssuerUrl::parse(url).expect(url).path(), path, "{url}");
+        }
     }
 }

@@ -24,7 +24,8 @@ pub const CLIENT_SECRET: &str = "sts_test-secret-for-the-worker-client-000000000
 pub struct TestIssuer {
     /// The issuer (settings, key ring, minter).
     pub issuer: Issuer,
-    /// Its base URL, which is also its `iss` (but for a replica: see [`spawn_replica`]).
+    /// Its base URL, which is also its `iss` (path included: see [`spawn_issuer_under`]; but
+    /// for a replica: see [`spawn_replica`]).
     pub url: String,
     /// The HTTP client tests use.
     pub http: reqwest::Client,
@@ -69,7 +70,26 @@ pub async fn spawn_issuer_at(
         extra_sinks: Vec::new(),
         fail_closed: true,
     };
-    spawn(addr, None, config, store, clock, audit).await
+    spawn(addr, IssuerAt::Own, config, store, clock, audit).await
+}
+
+/// Like [`spawn_issuer`], with an issuer URL that has a path: `http://127.0.0.1:PORT<path>`
+/// (`path` like `"/auth"`). [`TestIssuer::url`] includes the path.
+pub async fn spawn_issuer_under(path: &str, config: &str, clock: Arc<dyn Clock>) -> TestIssuer {
+    let audit = Audit {
+        extra_sinks: Vec::new(),
+        fail_closed: true,
+    };
+    let store = Arc::new(MemoryStore::new());
+    spawn(
+        "127.0.0.1:0",
+        IssuerAt::Path(path),
+        config,
+        store,
+        clock,
+        audit,
+    )
+    .await
 }
 
 /// Starts one replica of several behind a load balancer whose URL, `issuer`, is the `iss` of
@@ -93,7 +113,15 @@ pub async fn spawn_replica(
         extra_sinks,
         fail_closed: false,
     };
-    spawn("127.0.0.1:0", Some(issuer), config, store, clock, audit).await
+    spawn(
+        "127.0.0.1:0",
+        IssuerAt::Url(issuer),
+        config,
+        store,
+        clock,
+        audit,
+    )
+    .await
 }
 
 /// Like [`spawn_issuer`], also recording the audit trail in the hash-chained file at
@@ -113,13 +141,23 @@ pub async fn spawn_issuer_auditing_to(
     };
     spawn(
         "127.0.0.1:0",
-        None,
+        IssuerAt::Own,
         config,
         Arc::new(MemoryStore::new()),
         clock,
         audit,
     )
     .await
+}
+
+/// What a test issuer's `iss` is.
+enum IssuerAt<'a> {
+    /// Its own address, `http://127.0.0.1:PORT`.
+    Own,
+    /// Its own address followed by this path.
+    Path(&'a str),
+    /// This URL (a load balancer's, for a replica).
+    Url(&'a str),
 }
 
 /// Where a test issuer's audit events go besides memory, and whether it waits for them.
@@ -130,7 +168,7 @@ struct Audit {
 
 async fn spawn(
     addr: &str,
-    issuer: Option<&str>,
+    at: IssuerAt<'_>,
     config: &str,
     store: Arc<dyn KeyStore>,
     clock: Arc<dyn Clock>,
@@ -139,9 +177,17 @@ async fn spawn(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .expect("bind 127.0.0.1");
-    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let mut url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let issuer = match at {
+        IssuerAt::Own => url.clone(),
+        IssuerAt::Path(path) => {
+            url.push_str(path);
+            url.clone()
+        }
+        IssuerAt::Url(issuer) => issuer.to_owned(),
+    };
     let overrides = Overrides {
-        issuer: Some(issuer.unwrap_or(&url).to_owned()),
+        issuer: Some(issuer),
         // A test names the database through its store; the settings only need to know there
         // is one (the lead includes the propagation bound, the trail goes to the database).
         database_url: store
@@ -285,7 +331,8 @@ impl TestIssuer {
 
     /// `host:port` it listens on.
     pub fn addr(&self) -> &str {
-        self.url.trim_start_matches("http://")
+        let rest = self.url.trim_start_matches("http://");
+        rest.split_once('/').map_or(rest, |(addr, _)| addr)
     }
 }
 

@@ -23,7 +23,25 @@ mod response;
 mod token;
 
 /// Every route of the issuer.
+///
+/// An issuer URL with a path (`https://example.com/auth`) serves them all under that path
+/// (`/auth/.well-known/openid-configuration`, `/auth/oauth/token`, ...), as discovery and the
+/// tokens name them; a proxy in front must pass the path on unchanged.
 pub fn router(issuer: Issuer) -> Router {
+    let routes = routes();
+    let path = issuer.settings().issuer().path();
+    let app = if path.is_empty() {
+        routes
+    } else {
+        Router::new().nest(path, routes)
+    };
+    app.fallback(not_found)
+        // The token extractor enforces the limit itself, to answer with an OAuth error body.
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(issuer)
+}
+
+fn routes() -> Router<Issuer> {
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/.well-known/jwks.json", get(jwks_all))
@@ -32,10 +50,6 @@ pub fn router(issuer: Issuer) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
-        .fallback(not_found)
-        // The token extractor enforces the limit itself, to answer with an OAuth error body.
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(issuer)
 }
 
 /// Serves `issuer` on `listener` until `shutdown` resolves, running the key lifecycle every

@@ -173,6 +173,7 @@ impl Config {
             .or(self.file.issuer.clone())
             .unwrap_or_else(|| format!("http://{listen}"));
         let issuer = IssuerUrl::parse(&issuer_text).map_err(|e| Error::Config(e.to_string()))?;
+        check_issuer_path(&issuer)?;
         let audiences = audiences(&self.file)?;
         let clients = ClientRegistry::new(
             self.file
@@ -426,6 +427,29 @@ impl Settings {
         self.issuer.join("/oauth/token")
     }
 }
+/// An issuer with a path serves every route under it, so the path must be one the router
+/// matches literally: segments of unreserved URL characters (RFC 3986: letters, digits,
+/// `-._~`), none empty, none `.` or `..`.
+fn check_issuer_path(issuer: &IssuerUrl) -> Result<()> {
+    let path = issuer.path();
+    let plain = |segment: &str| {
+        !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    };
+    if path.is_empty() || path[1..].split('/').all(plain) {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "issuer {:?}: its path {path:?} must be segments of letters, digits and -._~ (the \
+         issuer serves every route under it)",
+        issuer.as_str()
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -677,6 +701,10 @@ mod tests {
         for (text, expect) in [
             ("issuer = \"https://a.example/\"".to_owned(), "remove it"),
             ("issuer = \"auth.example\"".to_owned(), "must start with https://"),
+            ("issuer = \"https://a.example/{id}\"".to_owned(), "its path"),
+            ("issuer = \"https://a.example/a//b\"".to_owned(), "its path"),
+            ("issuer = \"https://a.example/a/../b\"".to_owned(), "its path"),
+            ("issuer = \"https://a.example/%41\"".to_owned(), "its path"),
             ("[keys]\nalgorithm = \"EdDSA\"".to_owned(), "set [keys] algorithm"),
             (
                 "[keys]\nalgorithm = \"ES256\"\n[[audiences]]\nname = \"c\"\nprofile = \"convex-oidc\""

@@ -14,6 +14,7 @@ mod delegation;
 mod exchange;
 mod http;
 mod interop;
+mod issuer_path;
 mod proxy;
 mod rotation;
 mod soak;
