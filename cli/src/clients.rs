@@ -1,13 +1,13 @@
 //! `svctoken clients add`: a new client's credentials and the `[[clients]]` block to paste.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Args;
 use svctoken_issuer::clients::SecretHash;
 use svctoken_issuer::settings::{Overrides, Settings};
-use svctoken_jwks::{Jwk, SigningKey};
+use svctoken_jwks::Jwk;
 use zeroize::Zeroizing;
 
 /// `clients add` options.
@@ -25,8 +25,9 @@ pub(crate) struct AddArgs {
     /// Token lifetime, e.g. 10m (default 5m).
     #[arg(long, value_parser = crate::duration)]
     max_ttl: Option<Duration>,
-    /// Register a public key instead of generating a secret (private_key_jwt): a JWK or JWKS
-    /// JSON file, or the client's PKCS#8 PEM private key (only its public half is used).
+    /// Register a public key instead of generating a secret (private_key_jwt): a PEM public
+    /// key (`PUBLIC KEY`, `RSA PUBLIC KEY`), a JWK or JWKS JSON file, or the client's PEM
+    /// private key (PKCS#8, `EC PRIVATE KEY`, `RSA PRIVATE KEY`; only its public half is used).
     #[arg(long)]
     jwk_file: Option<PathBuf>,
     /// Subjects it may act for, as glob patterns (e.g. 'user:*'); repeatable.
@@ -39,21 +40,48 @@ fn list(items: &[String]) -> String {
     format!("[{}]", quoted.join(", "))
 }
 
-/// The public keys in `path`: a JWK, a JWKS, or a PEM private key's public half.
-fn public_keys(path: &PathBuf) -> Result<Vec<Jwk>> {
+/// Private JWK members, dropped so that only the public half of a private JWK is registered.
+const PRIVATE_JWK_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
+
+/// The public keys in `path`: a PEM public key (SPKI `PUBLIC KEY`, PKCS#1 `RSA PUBLIC KEY`),
+/// the public half of a PEM private key (PKCS#8, SEC1 `EC PRIVATE KEY`, PKCS#1
+/// `RSA PRIVATE KEY`), or a JWK or JWKS JSON file (of a private JWK, its public members).
+fn public_keys(path: &Path) -> Result<Vec<Jwk>> {
     let text = Zeroizing::new(
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading the key file {} (--jwk-file)", path.display()))?,
     );
     if text.contains("-----BEGIN") {
-        let key = SigningKey::from_pkcs8_pem(&text).with_context(|| path.display().to_string())?;
-        return Ok(vec![key.public_jwk().clone()]);
+        let jwk = svctoken_jwks::public_jwk_from_pem(&text).map_err(|e| key_error(path, e))?;
+        return Ok(vec![jwk]);
     }
-    let keys = svctoken_issuer::clients::read_jwks_file(path)?;
-    for key in &keys {
+    let mut keys = svctoken_issuer::clients::read_jwks_file(path)?;
+    for key in &mut keys {
+        for member in PRIVATE_JWK_MEMBERS {
+            key.other.remove(member);
+        }
         key.validate()
             .with_context(|| format!("{}: unusable key", path.display()))?;
     }
+    if keys.is_empty() {
+        bail!("{}: the JWKS holds no key", path.display());
+    }
     Ok(keys)
+}
+
+/// A key file that can't be read, with the `openssl` line that converts it when one does.
+fn key_error(path: &Path, e: svctoken_jwks::Error) -> anyhow::Error {
+    match e {
+        svctoken_jwks::Error::UnsupportedKeyFormat(_) => anyhow!(
+            "{}: {e}: `{}`",
+            path.display(),
+            svctoken_jwks::pkcs8_conversion_command(path)
+        ),
+        _ => anyhow!(
+            "{}: {e} (a PEM public or private key, or a JWK or JWKS JSON file, is expected)",
+            path.display()
+        ),
+    }
 }
 
 /// Prints the new client's secret (once) or registers its key, and the block to paste.

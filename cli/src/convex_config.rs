@@ -1,17 +1,21 @@
 //! `svctoken convex-config`: the `convex/auth.config.ts` provider entry.
 
 use anyhow::{Result, anyhow, bail};
-use svctoken_issuer::settings::Profile;
+use svctoken_issuer::settings::{Overrides, Profile};
 
-use crate::{ConfigArgs, open_keyring, settings, time};
+use crate::{ConfigArgs, open_keyring, settings_with, time};
 
 /// Prints the provider entry for an audience.
 pub(crate) fn convex_config(
     audience: Option<&str>,
     data_uri: bool,
     args: &ConfigArgs,
+    overrides: Overrides,
 ) -> Result<()> {
-    let settings = settings(args)?;
+    let settings = settings_with(args, overrides)?;
+    if !data_uri {
+        warn_loopback(settings.issuer().as_str());
+    }
     let audience = match audience {
         Some(name) => settings
             .audience(name)
@@ -65,4 +69,18 @@ pub(crate) fn convex_config(
         }
     }
     Ok(())
+}
+
+/// Warns on standard error when Convex would be told to fetch keys from a loopback issuer,
+/// which a deployment in the cloud can't reach (a Convex backend on this machine can). With
+/// `--data-uri` Convex fetches nothing, so a loopback issuer is fine there.
+fn warn_loopback(issuer: &str) {
+    if crate::loopback::loopback_http(issuer).is_some() {
+        eprintln!(
+            "svctoken: warning: the issuer {issuer} is a loopback URL: Convex in the cloud can't \
+             reach it to fetch the JWKS (only a Convex backend on this machine can). Give the \
+             https URL the issuer is publicly reachable at (--issuer https://auth.example.com), \
+             or embed the JWKS with --data-uri"
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! `svctoken keys list | rotate | revoke`: the key lifecycle from the command line.
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use std::sync::Arc;
 use svctoken_issuer::rotation::{self, Event};
 use svctoken_issuer::settings::Settings;
@@ -22,6 +22,14 @@ fn existing_store(settings: &Settings) -> Result<Arc<dyn KeyStore>> {
     let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
     match FileStore::open_existing(dir) {
         Ok(store) => Ok(Arc::new(store)),
+        // keys.json unseen in a directory this user may not read: say that, not "no store".
+        Err(svctoken_issuer::Error::Store { .. })
+            if std::fs::read_dir(dir)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied) =>
+        {
+            let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+            Err(crate::data_dir::explain(dir, denied.into()))
+        }
         Err(svctoken_issuer::Error::Store { .. }) => bail!(
             "no key store in {} (no keys.json there); keys commands never create one. Point at \
              the issuer's data directory with --data-dir or SVCTOKEN_DATA_DIR, or with data_dir \
@@ -29,7 +37,11 @@ fn existing_store(settings: &Settings) -> Result<Arc<dyn KeyStore>> {
              when it first starts",
             shown.display()
         ),
-        Err(e) => Err(e).with_context(|| format!("opening the key store in {}", shown.display())),
+        Err(e) => {
+            let e = anyhow::Error::from(e)
+                .context(format!("opening the key store in {}", shown.display()));
+            Err(crate::data_dir::explain(dir, e))
+        }
     }
 }
 

@@ -1,23 +1,27 @@
 //! `svctoken`: run the issuer, manage its keys and clients, mint tokens offline, and print the
 //! Convex `auth.config.ts` entry that trusts it.
 
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use anyhow::{Result, bail};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use svctoken_issuer::keyring::KeyRing;
 use svctoken_issuer::postgres::{Database, PgStore, replica_id_for};
-use svctoken_issuer::settings::{Overrides, Settings};
+use svctoken_issuer::settings::{Config, Overrides, Settings};
 use svctoken_issuer::store::{FileStore, KeyStore};
 use svctoken_mint::{Clock as _, SystemClock};
 
 mod clients;
 mod convex_config;
+mod data_dir;
+mod init;
 mod journal;
 mod keys;
+mod loopback;
 mod mint;
 mod remote;
 mod serve;
@@ -27,7 +31,7 @@ mod serve;
     name = "svctoken",
     version,
     about = "Short-lived service JWTs that Convex (and any JWKS-verifying API) trusts",
-    after_help = "Quick start:\n  svctoken serve                       # embedded default on 127.0.0.1:8080\n  svctoken convex-config --data-uri    # the auth.config.ts entry for Convex"
+    after_help = "Quick start:\n  svctoken serve                       # embedded default on 127.0.0.1:8080\n  svctoken init                        # or a svctoken.toml to edit, with the dev client\n  svctoken convex-config --data-uri    # the auth.config.ts entry for Convex"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,17 +39,13 @@ struct Cli {
 }
 
 /// Where the configuration comes from; flags win over `SVCTOKEN_*`, which win over the file.
+/// `--issuer` and `--listen` are not among them: only the commands that use them take them
+/// ([`IssuerArgs`], [`ListenArgs`]).
 #[derive(Args, Clone, Debug)]
 pub(crate) struct ConfigArgs {
     /// TOML configuration file (default: none, the embedded default).
     #[arg(long, env = "SVCTOKEN_CONFIG")]
     config: Option<PathBuf>,
-    /// Address to listen on (default 127.0.0.1:8080).
-    #[arg(long, env = "SVCTOKEN_LISTEN")]
-    listen: Option<String>,
-    /// Issuer URL, minted and published exactly as written (default http://<listen>).
-    #[arg(long, env = "SVCTOKEN_ISSUER")]
-    issuer: Option<String>,
     /// Key store directory (default ./svctoken-data); with a database, this replica's private
     /// keys and replica id.
     #[arg(long, env = "SVCTOKEN_DATA_DIR")]
@@ -53,6 +53,24 @@ pub(crate) struct ConfigArgs {
     /// PostgreSQL URL of the state several replicas share (default: none, one process).
     #[arg(long, env = "SVCTOKEN_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+}
+
+/// `--issuer`, for the commands whose output names the issuer: `serve`, `mint`,
+/// `convex-config`.
+#[derive(Args, Clone, Debug, Default)]
+pub(crate) struct IssuerArgs {
+    /// Issuer URL, minted and published exactly as written (default http://<listen>).
+    #[arg(long, env = "SVCTOKEN_ISSUER")]
+    issuer: Option<String>,
+}
+
+/// `--listen`, for the commands that use the address: `serve` binds it, `convex-config` prints
+/// the URLs of the default issuer `http://<listen>`.
+#[derive(Args, Clone, Debug, Default)]
+pub(crate) struct ListenArgs {
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long, env = "SVCTOKEN_LISTEN")]
+    listen: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -63,11 +81,23 @@ enum Command {
         after_help = "Examples:\n  svctoken serve\n  svctoken serve --config svctoken.toml\n  SVCTOKEN_ISSUER=https://auth.example.com svctoken serve --listen 0.0.0.0:8080"
     )]
     Serve(serve::ServeArgs),
+    /// Write a svctoken.toml to edit: the embedded default's settings, its development client
+    /// `dev` (with the secret `serve` made, if any) and every main key with its default.
+    #[command(
+        after_help = "Examples:\n  svctoken init\n  svctoken init --config /etc/svctoken/svctoken.toml --data-dir /var/lib/svctoken\n  svctoken init --force    # overwrite an existing svctoken.toml"
+    )]
+    Init(init::InitArgs),
     /// Manage clients.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  svctoken clients add --id billing-worker --audience convex --scope billing:write\n  svctoken clients add --id billing-worker --jwk-file billing-worker.pub.pem --act-as 'user:*'"
+    )]
     Clients(ClientsCommand),
     /// List, rotate and revoke signing keys.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  svctoken keys list\n  svctoken keys rotate --config svctoken.toml\n  svctoken keys revoke 3Zt2...kid --data-dir ./svctoken-data"
+    )]
     Keys(KeysCommand),
     /// Sign a token offline with the active key (for scripts and tests).
     #[command(
@@ -80,7 +110,7 @@ enum Command {
         /// `aud` claim: a configured audience.
         #[arg(long)]
         aud: String,
-        /// Lifetime (at most the longest client max_ttl, default 5m).
+        /// Lifetime (at most the longest client max_ttl, 5m if none is longer; default 5m).
         #[arg(long, default_value = "5m", value_parser = duration)]
         ttl: Duration,
         /// `scope` claim (space-separated).
@@ -91,9 +121,14 @@ enum Command {
         claims: Vec<String>,
         #[command(flatten)]
         config: ConfigArgs,
+        #[command(flatten)]
+        issuer: IssuerArgs,
     },
     /// Check the audit trail.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  svctoken audit verify ./svctoken-data/audit.log\n  svctoken audit verify --database-url postgres://svctoken@db.internal/svctoken"
+    )]
     Audit(AuditCommand),
     /// Fetch an access token from an issuer as a client and print it (for curl and scripts).
     #[command(
@@ -132,6 +167,10 @@ enum Command {
         data_uri: bool,
         #[command(flatten)]
         config: ConfigArgs,
+        #[command(flatten)]
+        issuer: IssuerArgs,
+        #[command(flatten)]
+        listen: ListenArgs,
     },
 }
 
@@ -194,7 +233,7 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -204,9 +243,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// The command line, parsed.
+///
+/// Help is not wrapped when standard output is not a terminal (`svctoken serve --help | less`,
+/// a file, a test): each example stays on one line, as it is typed, instead of being cut
+/// mid-command at clap's 100-column fallback. On a terminal, clap wraps at its width.
+fn parse() -> Cli {
+    let mut command = Cli::command();
+    if !std::io::stdout().is_terminal() {
+        command = command.term_width(0);
+    }
+    let matches = command.get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Serve(args), Some(("serve", serve))) = (&mut cli.command, matches.subcommand())
+    {
+        args.note_sources(serve);
+    }
+    cli
+}
+
 fn run(command: Command) -> Result<()> {
     match command {
         Command::Serve(args) => serve::serve(&args),
+        Command::Init(args) => init::init(&args),
         Command::Clients(ClientsCommand::Add(args)) => clients::add(&args),
         Command::Keys(KeysCommand::List(config)) => keys::keys_list(&config),
         Command::Keys(KeysCommand::Rotate(config)) => keys::keys_rotate(&config),
@@ -218,12 +277,18 @@ fn run(command: Command) -> Result<()> {
             scope,
             claims,
             config,
-        } => mint::mint(&sub, &aud, ttl, scope.as_deref(), &claims, &config),
+            issuer,
+        } => mint::mint(&sub, &aud, ttl, scope.as_deref(), &claims, &config, &issuer),
         Command::ConvexConfig {
             audience,
             data_uri,
             config,
-        } => convex_config::convex_config(audience.as_deref(), data_uri, &config),
+            issuer,
+            listen,
+        } => {
+            let overrides = config.overrides_with(&issuer, listen.listen());
+            convex_config::convex_config(audience.as_deref(), data_uri, &config, overrides)
+        }
         Command::Audit(AuditCommand::Verify {
             file: Some(file), ..
         }) => audit_verify(&file),
@@ -246,19 +311,62 @@ fn run(command: Command) -> Result<()> {
 }
 
 impl ConfigArgs {
-    /// The overrides these flags (and `SVCTOKEN_*` variables) give.
+    /// The overrides these flags (and `SVCTOKEN_*` variables) give; no `issuer`, no `listen`.
     pub(crate) fn overrides(&self) -> Overrides {
         Overrides {
-            issuer: self.issuer.clone(),
-            listen: self.listen.clone(),
+            issuer: None,
+            listen: None,
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
         }
     }
+
+    /// The overrides, with `--issuer` and a `listen`.
+    pub(crate) fn overrides_with(&self, issuer: &IssuerArgs, listen: Option<String>) -> Overrides {
+        Overrides {
+            issuer: issuer.issuer.clone(),
+            listen,
+            ..self.overrides()
+        }
+    }
+
+    /// The configuration file named by `--config` or `SVCTOKEN_CONFIG`, if any.
+    pub(crate) fn config_file(&self) -> Option<&Path> {
+        self.config.as_deref()
+    }
 }
 
+impl ListenArgs {
+    /// `--listen` / `SVCTOKEN_LISTEN`, if given.
+    pub(crate) fn listen(&self) -> Option<String> {
+        self.listen.clone()
+    }
+}
+
+/// The configuration file `--config` / `SVCTOKEN_CONFIG` names, or the embedded default;
+/// a missing file is named as the configuration file it is, once.
+pub(crate) fn load_config(args: &ConfigArgs) -> Result<Config> {
+    let path = args.config_file();
+    match Config::load(path) {
+        Ok(config) => Ok(config),
+        Err(svctoken_issuer::Error::Io { error, .. })
+            if error.kind() == std::io::ErrorKind::NotFound =>
+        {
+            let path = path.unwrap_or(Path::new("")).display();
+            bail!("config file {path} (from --config/SVCTOKEN_CONFIG) not found")
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The validated settings of `args`.
 pub(crate) fn settings(args: &ConfigArgs) -> Result<Settings> {
-    Ok(Settings::load(args.config.as_deref(), &args.overrides())?)
+    settings_with(args, args.overrides())
+}
+
+/// The validated settings of `args`, with `overrides` (such as a `listen`) in place of theirs.
+pub(crate) fn settings_with(args: &ConfigArgs, overrides: Overrides) -> Result<Settings> {
+    Ok(load_config(args)?.validate(&overrides)?)
 }
 
 /// The key store the settings name: the files store in `data_dir` (created if need be), or,
@@ -267,8 +375,11 @@ pub(crate) fn settings(args: &ConfigArgs) -> Result<Settings> {
 pub(crate) fn open_store(settings: &Settings) -> Result<Arc<dyn KeyStore>> {
     let dir = settings.data_dir();
     let Some(replication) = settings.replication() else {
-        let store = FileStore::open(dir)
-            .with_context(|| format!("opening the key store in {}", dir.display()))?;
+        let store = FileStore::open(dir).map_err(|e| {
+            let e = anyhow::Error::from(e)
+                .context(format!("opening the key store in {}", dir.display()));
+            data_dir::explain(dir, e)
+        })?;
         return Ok(Arc::new(store));
     };
     let db = Database::connect(replication.url())?;

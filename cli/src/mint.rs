@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use serde_json::{Map, Value};
-use svctoken_mint::{Clock as _, MintRequest, Minter, SystemClock, check_custom_claims};
+use svctoken_issuer::settings::{MAX_TTL_LIMIT, Settings};
+use svctoken_mint::{
+    Clock as _, DEFAULT_TTL, MintRequest, Minter, SystemClock, check_custom_claims,
+};
 
-use crate::{ConfigArgs, open_keyring, settings};
+use crate::{ConfigArgs, IssuerArgs, open_keyring, settings_with};
 
 /// Prints a token for `sub` and `aud`.
 pub(crate) fn mint(
@@ -17,8 +20,12 @@ pub(crate) fn mint(
     scope: Option<&str>,
     claims: &[String],
     args: &ConfigArgs,
+    issuer: &IssuerArgs,
 ) -> Result<()> {
-    let settings = settings(args)?;
+    // No --listen here (mint binds nothing), but the default issuer is http://<listen>: read
+    // SVCTOKEN_LISTEN as serve does, so a token minted in serve's environment names its issuer.
+    let overrides = args.overrides_with(issuer, std::env::var("SVCTOKEN_LISTEN").ok());
+    let settings = settings_with(args, overrides)?;
     if settings.audience(aud).is_none() {
         let names: Vec<_> = settings
             .audiences()
@@ -30,13 +37,7 @@ pub(crate) fn mint(
             names.join(", ")
         );
     }
-    if ttl > settings.schedule().max_token_lifetime {
-        bail!(
-            "--ttl {} is longer than the longest token lifetime the key schedule allows ({}): raise a client's max_ttl",
-            humantime::format_duration(ttl),
-            humantime::format_duration(settings.schedule().max_token_lifetime)
-        );
-    }
+    check_ttl(ttl, &settings, args)?;
     let mut extra = Map::new();
     for claim in claims {
         let (name, value) = claim
@@ -68,4 +69,42 @@ pub(crate) fn mint(
     )?;
     println!("{}", minted.token.secret());
     Ok(())
+}
+
+/// Refuses a `--ttl` beyond the cap, saying the cap and where it comes from: the longest
+/// client `max_ttl` (5m when none is longer), for which retired keys stay published.
+fn check_ttl(ttl: Duration, settings: &Settings, args: &ConfigArgs) -> Result<()> {
+    let cap = settings.schedule().max_token_lifetime;
+    if ttl <= cap {
+        return Ok(());
+    }
+    let file = args.config_file().map_or_else(
+        || "the embedded default (no --config)".to_owned(),
+        |f| f.display().to_string(),
+    );
+    let longest = settings.clients().iter().max_by_key(|c| c.max_ttl);
+    let source = match longest {
+        Some(client) if client.max_ttl == cap => format!(
+            "the longest max_ttl of the clients in {file}, client {:?}'s",
+            client.id
+        ),
+        _ => format!(
+            "the default token lifetime {}: no client in {file} has a longer max_ttl",
+            humantime::format_duration(DEFAULT_TTL)
+        ),
+    };
+    bail!(
+        "--ttl {} is longer than this issuer's tokens may live: at most {} ({source}; a retired \
+         key stays published that long, so no token outlives its key in the JWKS). Ask for at \
+         most {}, or raise a client's max_ttl (up to {}h) in the configuration file{}",
+        humantime::format_duration(ttl),
+        humantime::format_duration(cap),
+        humantime::format_duration(cap),
+        MAX_TTL_LIMIT.as_secs() / 3600,
+        if args.config_file().is_none() {
+            " (`svctoken init` writes one)"
+        } else {
+            ""
+        }
+    )
 }

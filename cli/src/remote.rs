@@ -13,6 +13,9 @@ use zeroize::Zeroizing;
 pub(crate) struct TokenArgs {
     /// The issuer URL; its token endpoint is discovered from
     /// <issuer>/.well-known/openid-configuration.
+    // The same variable as serve's issuer, deliberately: services and their issuer agree on
+    // one URL. `serve` warns when it would advertise a loopback issuer it does not serve,
+    // which is what an export meant for these commands does to a serve in the same shell.
     #[arg(long, env = "SVCTOKEN_ISSUER")]
     issuer: String,
     /// The client id.
@@ -31,7 +34,8 @@ pub(crate) struct TokenArgs {
     /// Send the secret in the form body (client_secret_post) instead of Basic.
     #[arg(long)]
     client_secret_post: bool,
-    /// Authenticate with this PKCS#8 PEM private key (private_key_jwt) instead of a secret.
+    /// Authenticate with this PEM private key (private_key_jwt) instead of a secret: PKCS#8
+    /// `PRIVATE KEY`, SEC1 `EC PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`.
     #[arg(long, conflicts_with_all = ["client_secret_file", "client_secret_post"])]
     private_key: Option<PathBuf>,
     /// Act on behalf of this subject (the client's act_as policy must allow it).

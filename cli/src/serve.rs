@@ -1,27 +1,106 @@
 //! `svctoken serve`: the issuer, with the embedded default's development client.
 
-use std::io::IsTerminal as _;
+use std::fs::File;
+use std::io::{IsTerminal as _, Read as _, Seek as _, Write as _};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
-use clap::{Args, ValueEnum};
+use anyhow::{Context as _, Result, anyhow, bail};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, ValueEnum};
 use svctoken_issuer::Issuer;
 use svctoken_issuer::clients::SecretHash;
-use svctoken_issuer::settings::{ClientConfig, Config};
+use svctoken_issuer::settings::{ClientConfig, DEFAULT_LISTEN, Settings};
 use svctoken_mint::SystemClock;
 use zeroize::Zeroizing;
 
-use crate::ConfigArgs;
+use crate::{ConfigArgs, IssuerArgs, ListenArgs, loopback};
 
 /// `svctoken serve` flags.
 #[derive(Args, Clone, Debug)]
 pub(crate) struct ServeArgs {
     #[command(flatten)]
     config: ConfigArgs,
+    #[command(flatten)]
+    issuer: IssuerArgs,
+    #[command(flatten)]
+    listen: ListenArgs,
     /// Log line format on standard error: `text` (coloured only on a terminal) or `json`.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "SVCTOKEN_LOG_FORMAT")]
     log_format: LogFormat,
+    /// Where `--issuer` and `--listen` came from, for messages that say what to change.
+    #[arg(skip)]
+    sources: Sources,
+}
+
+/// Where the values of `--issuer` and `--listen` came from (`None`: not given).
+#[derive(Clone, Copy, Debug, Default)]
+struct Sources {
+    issuer: Option<ValueSource>,
+    listen: Option<ValueSource>,
+}
+
+impl ServeArgs {
+    /// Records whether `--issuer` and `--listen` came from the command line or `SVCTOKEN_*`.
+    pub(crate) fn note_sources(&mut self, matches: &ArgMatches) {
+        self.sources = Sources {
+            issuer: matches.value_source("issuer"),
+            listen: matches.value_source("listen"),
+        };
+    }
+
+    /// Where a value that `flag` / `env` set came from, else the file's `key` when the file
+    /// sets it differently from the default, else the default.
+    fn origin(&self, source: Option<ValueSource>, names: Names, file_sets_it: bool) -> Origin {
+        match (source, self.config.config_file()) {
+            (Some(ValueSource::CommandLine), _) => Origin::Flag(names.flag),
+            (Some(ValueSource::EnvVariable), _) => Origin::Env(names.env),
+            (_, Some(file)) if file_sets_it => Origin::File(names.key, file.display().to_string()),
+            _ => Origin::Default,
+        }
+    }
+}
+
+/// The flag, variable and file key of one setting.
+#[derive(Clone, Copy)]
+struct Names {
+    flag: &'static str,
+    env: &'static str,
+    key: &'static str,
+}
+
+const ISSUER: Names = Names {
+    flag: "--issuer",
+    env: "SVCTOKEN_ISSUER",
+    key: "issuer",
+};
+
+const LISTEN: Names = Names {
+    flag: "--listen",
+    env: "SVCTOKEN_LISTEN",
+    key: "listen",
+};
+
+/// Where a setting's value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Origin {
+    Flag(&'static str),
+    Env(&'static str),
+    /// The key, in the file.
+    File(&'static str, String),
+    Default,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Flag(flag) => write!(f, "from {flag}"),
+            Origin::Env(env) => write!(f, "from {env}"),
+            Origin::File(key, file) => write!(f, "from {key} in {file}"),
+            Origin::Default => write!(f, "the default"),
+        }
+    }
 }
 
 /// How log lines are written.
@@ -36,14 +115,22 @@ pub(crate) enum LogFormat {
 /// Runs the issuer until SIGINT or SIGTERM.
 pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
     init_logs(args.log_format);
-    let mut config = Config::load(args.config.config.as_deref())?;
-    let mut overrides = args.config.overrides();
+    let mut config = crate::load_config(&args.config)?;
+    let mut overrides = args
+        .config
+        .overrides_with(&args.issuer, args.listen.listen());
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
+        // Bound first: an address in use leaves nothing behind, not even the data directory.
         let listen = config.listen(&overrides)?;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("binding {listen}"))?;
+        let default_listen = config
+            .listen(&Default::default())
+            .is_ok_and(|file| file.to_string() == DEFAULT_LISTEN);
+        let listener = bind(
+            listen,
+            &args.origin(args.sources.listen, LISTEN, !default_listen),
+        )
+        .await?;
         let bound = listener.local_addr()?;
         overrides.listen = Some(bound.to_string());
         let data_dir = config.data_dir(&overrides);
@@ -56,6 +143,13 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
             config.add_client(dev_client(&dev_secret_file)?);
         }
         let settings = config.validate(&overrides)?;
+        warn_unserved_issuer(
+            &settings,
+            bound,
+            &args.origin(args.sources.issuer, ISSUER, true),
+        );
+        create_private_dir(&data_dir)?;
+        let _held = hold_data_dir(&data_dir)?;
         let store = {
             let settings = settings.clone();
             tokio::task::spawn_blocking(move || crate::open_store(&settings)).await??
@@ -86,17 +180,125 @@ fn init_logs(format: LogFormat) {
     }
 }
 
+/// Binds `listen`; an error names where the address came from and what to change.
+async fn bind(listen: SocketAddr, origin: &Origin) -> Result<tokio::net::TcpListener> {
+    let e = match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => return Ok(listener),
+        Err(e) => e,
+    };
+    let why = match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "another process already listens there (`ss -ltnp 'sport = :{}'` names it)",
+            listen.port()
+        ),
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied (ports below 1024 need privileges)".to_owned()
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "no network interface of this machine has that address".to_owned()
+        }
+        _ => e.to_string(),
+    };
+    bail!(
+        "cannot listen on {listen} ({origin}): {why}. Choose another address with --listen or \
+         SVCTOKEN_LISTEN (or listen in the configuration file)"
+    )
+}
+
+/// Warns (one line on standard error) when the issuer is an `http://` loopback URL this
+/// process does not serve: its tokens and discovery would name an issuer nobody serves.
+///
+/// `SVCTOKEN_ISSUER` names the issuer to serve here and the issuer to ask in `svctoken token`
+/// and `call`. One variable for both is deliberate (a deployment's services and its issuer
+/// agree on one URL), but a shell that exported it for the client commands and then starts
+/// `serve` advertises it; the loopback case is the one that is surely a mistake, since a
+/// loopback URL is reachable only through this machine's listeners.
+fn warn_unserved_issuer(settings: &Settings, bound: SocketAddr, origin: &Origin) {
+    let url = settings.issuer().as_str();
+    let Some((host, port)) = loopback::loopback_http(url) else {
+        return;
+    };
+    if loopback::reaches(host, port, bound) {
+        return;
+    }
+    let fix = match origin {
+        Origin::Env(env) => format!(
+            "unset {env} in the shell that runs serve (it is also the issuer `svctoken token` \
+             and `call` ask: give them --issuer instead), or set it to http://{bound}"
+        ),
+        Origin::Flag(flag) => {
+            format!("drop {flag} (the default is http://<listen>) or make it http://{bound}")
+        }
+        Origin::File(key, file) => {
+            format!("remove {key} from {file} or make it http://{bound}")
+        }
+        Origin::Default => format!("set --issuer to http://{bound}"),
+    };
+    tracing::warn!(
+        "the issuer {url} ({origin}) is a loopback URL this issuer does not serve (it listens \
+         on {bound}): its tokens and discovery would name an issuer nobody serves; {fix}"
+    );
+}
+
+/// Takes `<data_dir>/serve.lock` for as long as the returned file is open: one `serve` per
+/// data directory. Two would both rotate the same keys and append to one audit chain, each
+/// unaware of the other's schedule; the second is refused, naming the first one's pid.
+fn hold_data_dir(data_dir: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = data_dir.join("serve.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))
+        .map_err(|e| crate::data_dir::explain(data_dir, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let pid = match holder.trim() {
+                "" => String::new(),
+                pid => format!(" (pid {pid})"),
+            };
+            let shown = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+            return Err(anyhow!(
+                "another svctoken serve{pid} holds {}: stop it first, or give this one its own \
+                 data directory with --data-dir or SVCTOKEN_DATA_DIR",
+                shown.display()
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()));
+        }
+    }
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(file)
+}
+
 /// The development client of the embedded default; its secret is made once, kept in a 0600
 /// file, and never printed.
-fn dev_client(path: &Path) -> Result<ClientConfig> {
+pub(crate) fn dev_client(path: &Path) -> Result<ClientConfig> {
     let secret = match std::fs::read_to_string(path) {
         Ok(text) => Zeroizing::new(text.trim().to_owned()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let secret = svctoken_issuer::clients::generate_secret()?;
-            write_new_secret_file(path, &secret)?;
+            write_new_secret_file(path, &secret).map_err(|e| {
+                crate::data_dir::explain(path.parent().unwrap_or(Path::new(".")), e)
+            })?;
             secret
         }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        Err(e) => {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let e = anyhow::Error::from(e).context(format!("reading {}", path.display()));
+            return Err(crate::data_dir::explain(dir, e));
+        }
     };
     Ok(ClientConfig {
         id: "dev".into(),
@@ -106,17 +308,17 @@ fn dev_client(path: &Path) -> Result<ClientConfig> {
 }
 
 /// Creates `dir` (mode 0700) if it does not exist.
-fn create_private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("creating {}", dir.display()))
+        .map_err(|e| crate::data_dir::explain(dir, e))
 }
 
 fn write_new_secret_file(path: &Path, secret: &str) -> Result<()> {
-    use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -130,7 +332,7 @@ fn write_new_secret_file(path: &Path, secret: &str) -> Result<()> {
     Ok(())
 }
 
-fn banner(issuer: &Issuer, bound: std::net::SocketAddr, dev_secret_file: &Path) {
+fn banner(issuer: &Issuer, bound: SocketAddr, dev_secret_file: &Path) {
     let s = issuer.settings();
     let key = issuer.minter().active_key();
     println!("svctoken: issuer {} listening on {bound}", s.issuer());

@@ -1585,3 +1585,543 @@ fn kill_9_under_load_loses_no_audit_event_of_a_token_handed_out() {
         received.len()
     );
 }
+
+/// The README's quick start installs the command before it uses it and says what Convex in
+/// the cloud needs; no shell walkthrough exports `SVCTOKEN_ISSUER` (which `serve` in that
+/// shell would advertise); the command table lists `init`.
+#[test]
+fn the_readme_installs_the_command_first_and_keeps_serve_and_client_shells_apart() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let readme = std::fs::read_to_string(path).expect("README.md");
+    let start = readme.find("## Quick start").expect("quick start");
+    let quick = &readme[start..];
+    let quick = &quick[..quick[3..].find("\n## ").expect("next section") + 3];
+    let install = quick
+        .find("cargo install --locked --path cli")
+        .expect("the install line");
+    let first_use = quick.find("svctoken serve").expect("serve");
+    assert!(install < first_use, "install before use");
+    assert!(quick.contains("https") && quick.contains("convex-config --data-uri"));
+    for block in readme.split("```sh").skip(1) {
+        let block = block.split("```").next().unwrap_or_default();
+        assert!(
+            !block.contains("export SVCTOKEN_ISSUER"),
+            "a walkthrough exports SVCTOKEN_ISSUER: {block}"
+        );
+    }
+    assert!(readme.contains("| `svctoken init"), "init in the table");
+}
+
+/// `svctoken serve`, stopped once its banner is out; what it wrote on standard error.
+fn serve_stderr(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut command = Command::new(BIN);
+    command
+        .arg("serve")
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("SVCTOKEN_ISSUER")
+        .env_remove("SVCTOKEN_LISTEN")
+        .env_remove("SVCTOKEN_CONFIG")
+        .env_remove("SVCTOKEN_DATA_DIR")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("spawn serve");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    while !line.contains("signing:") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).expect("read") > 0, "no banner");
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let output = child.wait_with_output().expect("wait");
+    String::from_utf8(output.stderr).expect("utf-8")
+}
+
+#[test]
+fn serve_warns_when_it_would_advertise_a_loopback_issuer_it_does_not_serve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listen = ["--listen", "127.0.0.1:0"];
+    let warnings = |err: &str| -> Vec<String> {
+        err.lines()
+            .filter(|l| l.contains("loopback URL"))
+            .map(str::to_owned)
+            .collect()
+    };
+    // The README's old walkthrough: SVCTOKEN_ISSUER exported for the client commands.
+    let err = serve_stderr(
+        dir.path(),
+        &listen,
+        &[("SVCTOKEN_ISSUER", "http://127.0.0.1:8080")],
+    );
+    let found = warnings(&err);
+    assert_eq!(found.len(), 1, "one line: {err}");
+    assert!(found[0].contains("WARN"), "{err}");
+    assert!(
+        found[0].contains("(from SVCTOKEN_ISSUER)") && found[0].contains("unset SVCTOKEN_ISSUER"),
+        "{err}"
+    );
+    let err = serve_stderr(
+        dir.path(),
+        &[&listen[..], &["--issuer", "http://localhost:1"]].concat(),
+        &[],
+    );
+    assert!(warnings(&err)[0].contains("(from --issuer)"), "{err}");
+    // The issuer it serves, a public one, or the default: no warning.
+    for args in [
+        &listen[..],
+        &[&listen[..], &["--issuer", "https://auth.example.com"]].concat(),
+    ] {
+        let err = serve_stderr(dir.path(), args, &[]);
+        assert!(warnings(&err).is_empty(), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn init_writes_a_file_that_keeps_the_dev_client() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ok(&svctoken(dir.path(), &["init"]));
+    assert!(
+        out.contains("svctoken serve --config svctoken.toml"),
+        "{out}"
+    );
+    let file = dir.path().join("svctoken.toml");
+    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o644);
+    let secret_file = dir.path().join("svctoken-data/dev-client-secret");
+    assert_eq!(mode(&secret_file), 0o600);
+    let secret = std::fs::read_to_string(&secret_file).expect("secret");
+    let text = std::fs::read_to_string(&file).expect("config");
+    for key in [
+        "# listen = ",
+        "# issuer = ",
+        "algorithm = \"ES256\"",
+        "[audit]",
+    ] {
+        assert!(text.contains(key), "{key} missing:\n{text}");
+    }
+    let err = fails(&svctoken(dir.path(), &["init"]));
+    assert!(err.contains("--force"), "{err}");
+    ok(&svctoken(dir.path(), &["init", "--force"]));
+    assert_eq!(
+        std::fs::read_to_string(&secret_file).expect("secret"),
+        secret,
+        "the secret is kept"
+    );
+    let server = Server::start(
+        dir.path(),
+        &["--config", "svctoken.toml", "--listen", "127.0.0.1:0"],
+        false,
+    );
+    let (status, body) = fetch_token(&server.issuer(), "dev", secret.trim(), None);
+    assert_eq!(status, 200, "{body}");
+    let _ = server.stop();
+
+    // A data directory the embedded default made: its secret is the one kept.
+    let other = tempfile::tempdir().expect("tempdir");
+    let data = other.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    std::fs::write(data.join("dev-client-secret"), "sts_made_by_serve\n").expect("write");
+    let config = other.path().join("etc/svctoken.toml");
+    std::fs::create_dir(config.parent().expect("parent")).expect("mkdir");
+    ok(&svctoken(
+        other.path(),
+        &[
+            "init",
+            "--config",
+            "etc/svctoken.toml",
+            "--data-dir",
+            "data",
+        ],
+    ));
+    let text = std::fs::read_to_string(&config).expect("config");
+    let hash = svctoken_issuer::clients::SecretHash::of("sts_made_by_serve").to_hex();
+    assert!(text.contains(&hash), "{text}");
+    let settings = svctoken_issuer::settings::Settings::load(Some(&config), &Default::default())
+        .expect("loads");
+    assert_eq!(
+        std::fs::canonicalize(settings.data_dir()).expect("data dir"),
+        std::fs::canonicalize(&data).expect("data")
+    );
+}
+
+/// The test keys of `svctoken-jwks`, made by openssl (see `jwks/tests/keys/README.md`).
+fn test_key(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../jwks/tests/keys")
+        .join(name)
+}
+
+#[test]
+fn clients_add_takes_public_keys_and_token_takes_a_sec1_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pkcs8 = |name: &str| {
+        let text = std::fs::read_to_string(test_key(name)).expect("key");
+        svctoken_jwks::SigningKey::from_pkcs8_pem(&text).expect("pkcs8")
+    };
+    let ec = pkcs8("ec-p256-pkcs8.pem");
+    let jwk_file = dir.path().join("ec.jwk.json");
+    std::fs::write(
+        &jwk_file,
+        serde_json::to_string(ec.public_jwk()).expect("json"),
+    )
+    .expect("w");
+    let jwks_file = dir.path().join("ec.jwks.json");
+    let jwks = serde_json::json!({"keys": [ec.public_jwk()]});
+    std::fs::write(&jwks_file, jwks.to_string()).expect("write");
+    let mut private_jwk = serde_json::to_value(ec.public_jwk()).expect("json");
+    private_jwk["d"] = "c2VjcmV0".into();
+    let private_jwk_file = dir.path().join("ec.private.jwk.json");
+    std::fs::write(&private_jwk_file, private_jwk.to_string()).expect("write");
+    let rsa = pkcs8("rsa-pkcs8.pem");
+    let ed = pkcs8("ed25519-pkcs8.pem");
+    for (file, kid) in [
+        (test_key("ec-p256-public.pem"), ec.kid()),
+        (test_key("ec-p256-sec1.pem"), ec.kid()),
+        (jwk_file, ec.kid()),
+        (jwks_file, ec.kid()),
+        (private_jwk_file, ec.kid()),
+        (test_key("rsa-public.pem"), rsa.kid()),
+        (test_key("rsa-pkcs1-public.pem"), rsa.kid()),
+        (test_key("rsa-pkcs1.pem"), rsa.kid()),
+        (test_key("ed25519-public.pem"), ed.kid()),
+    ] {
+        let path = file.to_str().expect("utf-8");
+        let out = ok(&svctoken(
+            dir.path(),
+            &["clients", "add", "--id", "w", "--jwk-file", path],
+        ));
+        assert!(out.contains(kid), "{path}: {out}");
+        assert!(
+            !out.contains("PRIVATE") && !out.contains("c2VjcmV0"),
+            "{out}"
+        );
+    }
+    let encrypted = test_key("ec-p256-encrypted.pem");
+    let err = fails(&svctoken(
+        dir.path(),
+        &[
+            "clients",
+            "add",
+            "--id",
+            "w",
+            "--jwk-file",
+            encrypted.to_str().expect("utf-8"),
+        ],
+    ));
+    let convert = format!(
+        "openssl pkcs8 -topk8 -nocrypt -in {} -out {}",
+        encrypted.display(),
+        encrypted.with_extension("pkcs8.pem").display()
+    );
+    assert!(err.contains(&convert), "{err}");
+
+    // The public PEM registered; the SEC1 private key `openssl ecparam -genkey` wrote signs.
+    let out = ok(&svctoken(
+        dir.path(),
+        &[
+            "clients",
+            "add",
+            "--id",
+            "w",
+            "--jwk-file",
+            test_key("ec-p256-public.pem").to_str().expect("utf-8"),
+        ],
+    ));
+    let block = &out[out.find("[[clients]]").expect("block")..];
+    let config = format!(
+        "data_dir = \"{}\"\n{block}",
+        dir.path().join("data").display()
+    );
+    std::fs::write(dir.path().join("svctoken.toml"), config).expect("write");
+    let server = Server::start(
+        dir.path(),
+        &["--config", "svctoken.toml", "--listen", "127.0.0.1:0"],
+        false,
+    );
+    let issuer = server.issuer();
+    let sec1 = test_key("ec-p256-sec1.pem");
+    let token = ok(&svctoken(
+        dir.path(),
+        &[
+            "token",
+            "--issuer",
+            &issuer,
+            "--client-id",
+            "w",
+            "--private-key",
+            sec1.to_str().expect("utf-8"),
+        ],
+    ));
+    assert_eq!(
+        verify_served(&issuer, token.trim(), "convex")["sub"],
+        "svc:w"
+    );
+    let err = fails(&svctoken(
+        dir.path(),
+        &[
+            "token",
+            "--issuer",
+            &issuer,
+            "--client-id",
+            "w",
+            "--private-key",
+            encrypted.to_str().expect("utf-8"),
+        ],
+    ));
+    assert!(err.contains(&convert), "{err}");
+    let _ = server.stop();
+}
+
+/// An OS error appears once in a message, however deep the chain.
+fn os_error_once(err: &str) {
+    assert!(err.matches("os error").count() <= 1, "said twice: {err}");
+}
+
+#[test]
+fn errors_name_what_to_fix_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A missing configuration file is named as one, once.
+    for args in [
+        &["keys", "list"][..],
+        &["serve"],
+        &["mint", "--sub", "s", "--aud", "convex"],
+    ] {
+        let args = [args, &["--config", "nope.toml"]].concat();
+        let err = fails(&svctoken(dir.path(), &args));
+        assert_eq!(
+            err, "svctoken: config file nope.toml (from --config/SVCTOKEN_CONFIG) not found\n",
+            "{args:?}"
+        );
+    }
+
+    // A missing private key names its kid and how to recover.
+    ok(&svctoken(
+        dir.path(),
+        &["mint", "--sub", "s", "--aud", "convex"],
+    ));
+    let data = dir.path().join("svctoken-data");
+    let active = listed(&ok(&svctoken(dir.path(), &["keys", "list"])), "active");
+    std::fs::remove_file(data.join(format!("private/{active}.pem"))).expect("rm");
+    let err = fails(&svctoken(
+        dir.path(),
+        &["mint", "--sub", "s", "--aud", "convex"],
+    ));
+    assert!(
+        err.contains(&format!("the private key of {active} is missing")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("`svctoken keys revoke {active}`")),
+        "{err}"
+    );
+    os_error_once(&err);
+    ok(&svctoken(dir.path(), &["keys", "revoke", &active]));
+    ok(&svctoken(
+        dir.path(),
+        &["mint", "--sub", "s", "--aud", "convex"],
+    ));
+
+    // --ttl beyond the cap: the cap, and where it comes from.
+    let err = fails(&svctoken(
+        dir.path(),
+        &["mint", "--sub", "s", "--aud", "convex", "--ttl", "1h"],
+    ));
+    assert!(
+        err.contains("at most 5m (the default token lifetime 5m"),
+        "{err}"
+    );
+    std::fs::write(
+        dir.path().join("ttl.toml"),
+        format!(
+            "data_dir = \"svctoken-data\"\n[[clients]]\nid = \"w\"\nsecret_sha256 = \"{}\"\nmax_ttl = \"10m\"\n",
+            "ab".repeat(32)
+        ),
+    )
+    .expect("write");
+    let err = fails(&svctoken(
+        dir.path(),
+        &[
+            "mint", "--sub", "s", "--aud", "convex", "--ttl", "1h", "--config", "ttl.toml",
+        ],
+    ));
+    assert!(
+        err.contains("at most 10m (the longest max_ttl of the clients in ttl.toml, client \"w\"'s"),
+        "{err}"
+    );
+
+    // An address in use: which flag or variable chose it; nothing is created.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let err = fails(&svctoken(
+        dir.path(),
+        &["serve", "--listen", &addr, "--data-dir", "fresh"],
+    ));
+    assert!(
+        err.contains(&format!("cannot listen on {addr} (from --listen)")),
+        "{err}"
+    );
+    assert!(err.contains("SVCTOKEN_LISTEN"), "{err}");
+    assert!(!dir.path().join("fresh").exists(), "no data directory");
+    let output = Command::new(BIN)
+        .args(["serve", "--data-dir", "fresh"])
+        .current_dir(dir.path())
+        .env("SVCTOKEN_LISTEN", &addr)
+        .output()
+        .expect("run");
+    let err = fails(&output);
+    assert!(err.contains("(from SVCTOKEN_LISTEN)"), "{err}");
+    assert!(!dir.path().join("fresh").exists(), "no data directory");
+
+    // A second serve on one data directory.
+    let server = Server::start(dir.path(), &["--listen", "127.0.0.1:0"], true);
+    let err = fails(&svctoken(dir.path(), &["serve", "--listen", "127.0.0.1:0"]));
+    let pid = server.child.id();
+    assert!(
+        err.contains(&format!("another svctoken serve (pid {pid}) holds ")),
+        "{err}"
+    );
+    assert!(err.contains("svctoken-data: stop it first"), "{err}");
+    let _ = server.stop();
+}
+
+/// A data directory the user may not write: which directory, and which permission. The tests
+/// run as root, whom modes don't stop, so the command runs as `nobody` then (`setpriv`).
+#[test]
+fn a_data_directory_without_permission_is_named_with_the_permission_needed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).expect("mkdir");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    let root = Command::new("id").arg("-u").output().expect("id").stdout == b"0\n";
+    let run = |args: &[&str]| {
+        let mut command = if root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+            c
+        } else {
+            Command::new(BIN)
+        };
+        command
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("SVCTOKEN_DATA_DIR")
+            .env_remove("SVCTOKEN_CONFIG")
+            .output()
+            .expect("run")
+    };
+    let data = locked.join("data");
+    let err = fails(&run(&[
+        "mint",
+        "--sub",
+        "s",
+        "--aud",
+        "convex",
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+    ]));
+    assert!(
+        err.contains(&format!(
+            "cannot create the data directory {}: permission denied on {}",
+            data.display(),
+            locked.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("write and execute permission"), "{err}");
+    os_error_once(&err);
+    let err = fails(&run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        locked.to_str().expect("utf-8"),
+    ]));
+    assert!(
+        err.contains(&format!(
+            "the data directory {} refuses access",
+            locked.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("read, write and execute permission"), "{err}");
+}
+
+#[test]
+fn help_shows_only_the_flags_a_command_uses_and_examples_on_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let help = |args: &[&str]| ok(&svctoken(dir.path(), &[args, &["--help"]].concat()));
+    for args in [
+        &["keys", "list"][..],
+        &["keys", "rotate"],
+        &["keys", "revoke"],
+        &["mint"],
+    ] {
+        assert!(!help(args).contains("--listen"), "{args:?}");
+    }
+    for args in [
+        &["keys", "list"][..],
+        &["keys", "rotate"],
+        &["keys", "revoke"],
+    ] {
+        assert!(!help(args).contains("--issuer"), "{args:?}");
+    }
+    assert!(help(&["mint"]).contains("--issuer"));
+    for args in [&["serve"][..], &["convex-config"]] {
+        assert!(help(args).contains("--listen"), "{args:?}");
+    }
+    for args in [&["clients"][..], &["keys"], &["audit"], &["init"]] {
+        assert!(help(args).contains("Examples:"), "{args:?}");
+    }
+    // Piped, as here: not wrapped, so each example is one line.
+    let lines: Vec<String> = help(&["serve"]).lines().map(str::to_owned).collect();
+    assert!(
+        lines.contains(
+            &"  SVCTOKEN_ISSUER=https://auth.example.com svctoken serve --listen 0.0.0.0:8080"
+                .to_owned()
+        ),
+        "{lines:#?}"
+    );
+    let token = help(&["token"]);
+    assert!(
+        token
+            .lines()
+            .any(|l| l.starts_with("  curl -H ") && l.ends_with("dev-client-secret)\" ...")),
+        "{token}"
+    );
+}
+
+#[test]
+fn convex_config_warns_that_the_cloud_cannot_reach_a_loopback_issuer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = svctoken(dir.path(), &["convex-config"]);
+    ok(&output);
+    let err = String::from_utf8(output.stderr).expect("utf-8");
+    assert!(
+        err.contains("warning: the issuer http://127.0.0.1:8080 is a loopback URL"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--issuer https://") && err.contains("--data-uri"),
+        "{err}"
+    );
+    for args in [
+        &["convex-config", "--issuer", "https://auth.example.com"][..],
+        &["convex-config", "--data-uri"],
+    ] {
+        let output = svctoken(dir.path(), args);
+        ok(&output);
+        assert!(
+            output.stderr.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

@@ -102,7 +102,8 @@ impl ClientCredentials {
         Self::with_credential(endpoint, client_id.into(), Credential::Key(Box::new(key)))
     }
 
-    /// Like [`ClientCredentials::with_private_key`], with the PKCS#8 PEM key in `path`.
+    /// Like [`ClientCredentials::with_private_key`], with the PEM private key in `path`
+    /// (PKCS#8, SEC1 `EC PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`).
     pub fn from_key_file(
         endpoint: Endpoint,
         client_id: impl Into<String>,

@@ -87,7 +87,7 @@ impl MinterSource {
         }
     }
 
-    /// Signs with the PKCS#8 PEM private key in `path` as `issuer`.
+    /// Signs with the PEM private key in `path` (PKCS#8, SEC1 or PKCS#1) as `issuer`.
     pub fn from_key_file(
         issuer: &str,
         path: impl AsRef<Path>,
@@ -119,7 +119,9 @@ impl MinterSource {
     }
 }
 
-/// Reads a PKCS#8 PEM private key, warning when the file is readable by group or others.
+/// Reads a PEM private key (PKCS#8, SEC1 `EC PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`), warning
+/// when the file is readable by group or others; a form that converts to PKCS#8 gets the
+/// `openssl` line that converts it.
 pub(crate) fn read_private_key(path: &Path) -> Result<SigningKey> {
     use std::os::unix::fs::PermissionsExt as _;
     let pem =
@@ -131,7 +133,15 @@ pub(crate) fn read_private_key(path: &Path) -> Result<SigningKey> {
     {
         tracing::warn!(path = %path.display(), "private key file is readable by others: chmod 600 it");
     }
-    SigningKey::from_pkcs8_pem(&pem).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    SigningKey::from_pem(&pem).map_err(|e| {
+        let fix = match e {
+            svctoken_jwks::Error::UnsupportedKeyFormat(_) => {
+                format!(": `{}`", svctoken_jwks::pkcs8_conversion_command(path))
+            }
+            _ => String::new(),
+        };
+        Error::Config(format!("{}: {e}{fix}", path.display()))
+    })
 }
 
 impl TokenSource for MinterSource {
@@ -154,5 +164,42 @@ impl TokenSource for MinterSource {
                 requested_at,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A test key file of `svctoken-jwks` (see `jwks/tests/keys/README.md`).
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../jwks/tests/keys")
+            .join(name)
+    }
+
+    #[test]
+    fn private_keys_are_read_as_pkcs8_sec1_and_pkcs1() {
+        let pkcs8 = read_private_key(&fixture("ec-p256-pkcs8.pem")).expect("pkcs8");
+        let sec1 = read_private_key(&fixture("ec-p256-sec1.pem")).expect("sec1");
+        assert_eq!(sec1.kid(), pkcs8.kid());
+        let rsa = read_private_key(&fixture("rsa-pkcs1.pem")).expect("pkcs1");
+        assert_eq!(rsa.algorithm(), svctoken_jwks::Algorithm::RS256);
+    }
+
+    #[test]
+    fn an_unreadable_key_gets_the_openssl_line_that_converts_it() {
+        let path = fixture("ec-p256-encrypted.pem");
+        let err = read_private_key(&path).expect_err("encrypted").to_string();
+        let line = format!(
+            "openssl pkcs8 -topk8 -nocrypt -in {} -out {}",
+            path.display(),
+            path.with_extension("pkcs8.pem").display()
+        );
+        assert!(err.contains(&line), "{err}");
+        let err = read_private_key(&fixture("ec-p256-public.pem"))
+            .expect_err("public")
+            .to_string();
+        assert!(!err.contains("openssl"), "{err}");
     }
 }

@@ -32,12 +32,15 @@ pub enum Error {
         message: String,
     },
     /// An I/O operation on a path (a key file, an audit file, its head file...) failed.
-    #[error("{}: {source}", path.display())]
+    ///
+    /// The message holds the OS error, which is therefore not also its `source()`: a report
+    /// that prints the chain (`anyhow`'s `{:#}`) would say it twice.
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// The underlying error.
-        source: Arc<io::Error>,
+        error: Arc<io::Error>,
     },
     /// A key or token operation failed.
     #[error(transparent)]
@@ -61,10 +64,10 @@ pub enum Error {
     },
     /// Writing audit events to standard output failed.
     #[error("audit stdout: {0}")]
-    AuditStdout(#[source] Arc<io::Error>),
+    AuditStdout(Arc<io::Error>),
     /// An audit event could not be serialised (its `time` is past the year 9999).
     #[error("audit event: {0}")]
-    AuditEncode(#[source] Arc<serde_json::Error>),
+    AuditEncode(Arc<serde_json::Error>),
     /// The existing audit file fails verification, so nothing is appended to it.
     #[error("audit file {}: refusing to append to a broken chain: {chain}", path.display())]
     AuditBrokenChain {
@@ -119,9 +122,9 @@ impl Error {
     /// An I/O error on `path`.
     pub(crate) fn io(path: impl AsRef<Path>) -> impl FnOnce(io::Error) -> Error {
         let path = path.as_ref().to_path_buf();
-        move |source| Error::Io {
+        move |error| Error::Io {
             path,
-            source: Arc::new(source),
+            error: Arc::new(error),
         }
     }
 
@@ -133,3 +136,15 @@ impl Error {
 
 /// The result type of the issuer library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_is_said_once_in_a_chain() {
+        let e = Error::io("/nowhere/keys.json")(io::Error::from(io::ErrorKind::NotFound));
+        assert!(std::error::Error::source(&e).is_none());
+        assert_eq!(e.to_string(), "/nowhere/keys.json: entity not found");
+    }
+}

@@ -68,12 +68,25 @@ pub enum Error {
     /// A private key could not be parsed or generated.
     #[error("invalid key: {0}")]
     InvalidKey(String),
+    /// A private key in a form this crate does not read (encrypted, or a SEC1 EC key without
+    /// its public point); converting it to unencrypted PKCS#8 (see
+    /// [`pkcs8_conversion_command`](crate::pkcs8_conversion_command)) makes it readable.
+    #[error("unsupported key format: {0}; convert it to unencrypted PKCS#8")]
+    UnsupportedKeyFormat(String),
     /// JSON (de)serialisation failed.
     #[error("JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     /// The system random number generator or the signing primitive failed.
     #[error("cryptographic operation failed")]
     Crypto,
+}
+
+// Not `#[from]`, which would make the JSON error also the `source()`: the message holds it
+// already, and a report printing the chain would say it twice.
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Json(e)
+    }
 }
 
 impl From<ring::error::Unspecified> for Error {

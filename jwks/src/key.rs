@@ -186,18 +186,7 @@ impl SigningKey {
 
 fn public_jwk(inner: &Inner) -> Jwk {
     let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
-    let mut jwk = Jwk {
-        kty: String::new(),
-        kid: None,
-        use_: None,
-        alg: None,
-        crv: None,
-        n: None,
-        e: None,
-        x: None,
-        y: None,
-        other: Default::default(),
-    };
+    let mut jwk = crate::pem_keys::bare_jwk("");
     match inner {
         Inner::Ecdsa(k) => {
             // ring's public key is the uncompressed point 04 || x (32) || y (32).

@@ -27,6 +27,8 @@
 //! - `jwk`: [`Jwk`] and [`Jwks`].
 //! - `thumbprint`: [`thumbprint()`], RFC 7638.
 //! - `key`: [`SigningKey`], generation, PKCS#8 import, compact JWS signing.
+//! - `pem_keys`: [`SigningKey::from_pem`] (PKCS#8, SEC1, PKCS#1) and [`public_jwk_from_pem`]
+//!   (SPKI and PKCS#1 public keys too).
 //! - `verify`: [`Verifier`] and [`Validation`].
 //! - `data_uri`: [`data_uri()`] for verifiers that must not fetch.
 //! - [`dangerous`]: private key export and unverified decoding.
@@ -37,6 +39,7 @@ mod data_uri;
 mod error;
 mod jwk;
 mod key;
+mod pem_keys;
 mod strict_json;
 mod thumbprint;
 mod verify;
@@ -46,5 +49,6 @@ pub use data_uri::{DATA_URI_PREFIX, data_uri};
 pub use error::{Error, Result};
 pub use jwk::{Jwk, Jwks};
 pub use key::{RSA_BITS, SigningKey};
+pub use pem_keys::{pkcs8_conversion_command, public_jwk_from_pem};
 pub use thumbprint::thumbprint;
 pub use verify::{Claims, MAX_NUMERIC_DATE, MAX_TOKEN_LEN, Validation, Verifier, numeric_date};

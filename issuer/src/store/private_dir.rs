@@ -53,7 +53,21 @@ impl PrivateKeyDir {
     /// Loads the private key `kid`, checking the file holds that key.
     pub(crate) fn load(&self, kid: &str, store: &str) -> Result<SigningKey> {
         let path = self.path(kid)?;
-        let pem = Zeroizing::new(fs::read_to_string(&path).map_err(Error::io(&path))?);
+        let pem = match fs::read_to_string(&path) {
+            Ok(pem) => Zeroizing::new(pem),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Store {
+                    store: store.to_owned(),
+                    message: format!(
+                        "the private key of {kid} is missing ({} does not exist): restore it \
+                         from a backup, or run `svctoken keys revoke {kid}` to withdraw the key \
+                         (the standby signs in its place)",
+                        path.display()
+                    ),
+                });
+            }
+            Err(e) => return Err(Error::io(&path)(e)),
+        };
         let key = SigningKey::from_pkcs8_pem(&pem)?;
         if key.kid() != kid {
             return Err(Error::Store {
@@ -117,6 +131,10 @@ mod tests {
         }
         keys.destroy(kid).expect("destroy");
         keys.destroy(kid).expect("destroying twice is fine");
-        assert!(keys.load(kid, "t").is_err());
+        let missing = keys.load(kid, "t").expect_err("destroyed").to_string();
+        assert!(
+            missing.contains(&format!("`svctoken keys revoke {kid}`")),
+            "{missing}"
+        );
     }
 }
