@@ -253,6 +253,8 @@ impl ConfigArgs {
             listen: self.listen.clone(),
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
+            // `serve`'s own flag.
+            admin_listen: None,
         }
     }
 }

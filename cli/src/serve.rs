@@ -1,6 +1,7 @@
 //! `svctoken serve`: the issuer, with the embedded default's development client.
 
 use std::io::IsTerminal as _;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -8,8 +9,9 @@ use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 use svctoken_issuer::Issuer;
 use svctoken_issuer::clients::SecretHash;
-use svctoken_issuer::settings::{ClientConfig, Config};
+use svctoken_issuer::settings::{ADMIN_LISTEN_OFF, ClientConfig, Config, Overrides};
 use svctoken_mint::SystemClock;
+use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
 use crate::ConfigArgs;
@@ -19,6 +21,10 @@ use crate::ConfigArgs;
 pub(crate) struct ServeArgs {
     #[command(flatten)]
     config: ConfigArgs,
+    /// Address of the admin listener (/metrics, /healthz, /readyz), or `off` (default
+    /// 127.0.0.1:8081; port 0 when --listen's port is 0).
+    #[arg(long, env = "SVCTOKEN_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
     /// Log line format on standard error: `text` (coloured only on a terminal) or `json`.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "SVCTOKEN_LOG_FORMAT")]
     log_format: LogFormat,
@@ -37,14 +43,21 @@ pub(crate) enum LogFormat {
 pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
     init_logs(args.log_format);
     let mut config = Config::load(args.config.config.as_deref())?;
-    let mut overrides = args.config.overrides();
+    let mut overrides = Overrides {
+        admin_listen: args.admin_listen.clone(),
+        ..args.config.overrides()
+    };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let listen = config.listen(&overrides)?;
-        let listener = tokio::net::TcpListener::bind(listen)
+        let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
         let bound = listener.local_addr()?;
+        // Resolved before `listen` becomes the bound port: its default follows `listen`'s.
+        let admin_listen = config.admin_listen(&overrides)?;
+        overrides.admin_listen =
+            Some(admin_listen.map_or(ADMIN_LISTEN_OFF.to_owned(), |a| a.to_string()));
         overrides.listen = Some(bound.to_string());
         let data_dir = config.data_dir(&overrides);
         let dev_secret_file = data_dir.join("dev-client-secret");
@@ -63,15 +76,28 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         if settings.clients().iter().next().is_none() {
             tracing::warn!("no [[clients]] are configured: nobody can fetch tokens");
         }
+        let admin = bind_admin(settings.admin_listen()).await?;
+        let admin_bound = admin.as_ref().map(TcpListener::local_addr).transpose()?;
         let issuer = tokio::task::spawn_blocking(move || {
             Issuer::open(settings, store, Arc::new(SystemClock))
         })
         .await??;
-        banner(&issuer, bound, &dev_secret_file);
-        svctoken_issuer::serve(listener, issuer, shutdown_signal()).await?;
+        banner(&issuer, bound, admin_bound, &dev_secret_file);
+        svctoken_issuer::serve(listener, admin, issuer, shutdown_signal()).await?;
         println!("svctoken: stopped");
         Ok(())
     })
+}
+
+/// Binds the admin listener, unless it is off.
+async fn bind_admin(addr: Option<SocketAddr>) -> Result<Option<TcpListener>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the admin listener {addr}"))?;
+    Ok(Some(listener))
 }
 
 fn init_logs(format: LogFormat) {
@@ -130,7 +156,7 @@ fn write_new_secret_file(path: &Path, secret: &str) -> Result<()> {
     Ok(())
 }
 
-fn banner(issuer: &Issuer, bound: std::net::SocketAddr, dev_secret_file: &Path) {
+fn banner(issuer: &Issuer, bound: SocketAddr, admin: Option<SocketAddr>, dev_secret_file: &Path) {
     let s = issuer.settings();
     let key = issuer.minter().active_key();
     println!("svctoken: issuer {} listening on {bound}", s.issuer());
@@ -141,6 +167,10 @@ fn banner(issuer: &Issuer, bound: std::net::SocketAddr, dev_secret_file: &Path) 
     println!("  JWKS:      {}", s.jwks_uri());
     println!("  token:     {}", s.token_endpoint());
     println!("  signing:   {} key {}", key.algorithm(), key.kid());
+    match admin {
+        Some(admin) => println!("  admin:     http://{admin} (/metrics, /healthz, /readyz)"),
+        None => println!("  admin:     off"),
+    }
     let store = issuer.keys().store();
     if let (Some(db), Some(replica)) = (store.database(), store.replica_id()) {
         println!("  replica:   {replica} on {}", db.name());
