@@ -6,8 +6,8 @@
 //!
 //! 1. **Joining.** Replica 0 on the empty database signs at once. Replicas 1 and 2 join while it
 //!    signs: until their first key has been published a full lead (`jwks_max_age` + 5 s skew +
-//!    10 s propagation) `/readyz` answers 503, and so does the token endpoint
-//!    (`temporarily_unavailable`, `Retry-After: 2`); then they sign.
+//!    10 s propagation) `/readyz` (on its admin listener) answers 503, and so does the token
+//!    endpoint (`temporarily_unavailable`, `Retry-After: 2`); then they sign.
 //! 2. **Tokens verify everywhere.** A client loop fetches tokens round-robin from the replicas
 //!    for the whole test; every token, whichever replica signed it, must verify under Convex's
 //!    rules against the JWKS of every replica, fetched fresh for each check, and against one
