@@ -78,7 +78,7 @@ enum Command {
     /// Run the issuer. With no --config it runs on the embedded default: audience `convex`
     /// (Convex customJwt), ES256, keys in ./svctoken-data, and a development client `dev`.
     #[command(
-        after_help = "Examples:\n  svctoken serve\n  svctoken serve --config svctoken.toml\n  SVCTOKEN_ISSUER=https://auth.example.com svctoken serve --listen 0.0.0.0:8080"
+        after_help = "Examples:\n  svctoken serve\n  svctoken serve --config svctoken.toml\n  SVCTOKEN_ISSUER=https://auth.example.com svctoken serve --listen 0.0.0.0:8080\n  svctoken serve --config svctoken.toml --admin-listen 10.0.0.5:8081   # /metrics, /healthz, /readyz for Prometheus and the load balancer"
     )]
     Serve(serve::ServeArgs),
     /// Write a svctoken.toml to edit: the embedded default's settings, its development client
@@ -318,6 +318,8 @@ impl ConfigArgs {
             listen: None,
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
+            // `serve`'s own flag.
+            admin_listen: None,
         }
     }
 

@@ -11,8 +11,9 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, ValueEnum};
 use svctoken_issuer::Issuer;
 use svctoken_issuer::clients::SecretHash;
-use svctoken_issuer::settings::{ClientConfig, DEFAULT_LISTEN, Settings};
+use svctoken_issuer::settings::{ADMIN_LISTEN_OFF, ClientConfig, DEFAULT_LISTEN, Settings};
 use svctoken_mint::SystemClock;
+use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
 use crate::{ConfigArgs, IssuerArgs, ListenArgs, loopback};
@@ -26,6 +27,10 @@ pub(crate) struct ServeArgs {
     issuer: IssuerArgs,
     #[command(flatten)]
     listen: ListenArgs,
+    /// Address of the admin listener (/metrics, /healthz, /readyz), or `off` (default
+    /// 127.0.0.1:8081; port 0 when --listen's port is 0).
+    #[arg(long, env = "SVCTOKEN_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
     /// Log line format on standard error: `text` (coloured only on a terminal) or `json`.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "SVCTOKEN_LOG_FORMAT")]
     log_format: LogFormat,
@@ -119,6 +124,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
     let mut overrides = args
         .config
         .overrides_with(&args.issuer, args.listen.listen());
+    overrides.admin_listen = args.admin_listen.clone();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         // Bound first: an address in use leaves nothing behind, not even the data directory.
@@ -132,6 +138,10 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         )
         .await?;
         let bound = listener.local_addr()?;
+        // Resolved before `listen` becomes the bound port: its default follows `listen`'s.
+        let admin_listen = config.admin_listen(&overrides)?;
+        overrides.admin_listen =
+            Some(admin_listen.map_or(ADMIN_LISTEN_OFF.to_owned(), |a| a.to_string()));
         overrides.listen = Some(bound.to_string());
         let data_dir = config.data_dir(&overrides);
         let dev_secret_file = data_dir.join("dev-client-secret");
@@ -157,15 +167,28 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         if settings.clients().iter().next().is_none() {
             tracing::warn!("no [[clients]] are configured: nobody can fetch tokens");
         }
+        let admin = bind_admin(settings.admin_listen()).await?;
+        let admin_bound = admin.as_ref().map(TcpListener::local_addr).transpose()?;
         let issuer = tokio::task::spawn_blocking(move || {
             Issuer::open(settings, store, Arc::new(SystemClock))
         })
         .await??;
-        banner(&issuer, bound, &dev_secret_file);
-        svctoken_issuer::serve(listener, issuer, shutdown_signal()).await?;
+        banner(&issuer, bound, admin_bound, &dev_secret_file);
+        svctoken_issuer::serve(listener, admin, issuer, shutdown_signal()).await?;
         println!("svctoken: stopped");
         Ok(())
     })
+}
+
+/// Binds the admin listener, unless it is off.
+async fn bind_admin(addr: Option<SocketAddr>) -> Result<Option<TcpListener>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the admin listener {addr}"))?;
+    Ok(Some(listener))
 }
 
 fn init_logs(format: LogFormat) {
@@ -181,8 +204,8 @@ fn init_logs(format: LogFormat) {
 }
 
 /// Binds `listen`; an error names where the address came from and what to change.
-async fn bind(listen: SocketAddr, origin: &Origin) -> Result<tokio::net::TcpListener> {
-    let e = match tokio::net::TcpListener::bind(listen).await {
+async fn bind(listen: SocketAddr, origin: &Origin) -> Result<TcpListener> {
+    let e = match TcpListener::bind(listen).await {
         Ok(listener) => return Ok(listener),
         Err(e) => e,
     };
@@ -332,7 +355,7 @@ fn write_new_secret_file(path: &Path, secret: &str) -> Result<()> {
     Ok(())
 }
 
-fn banner(issuer: &Issuer, bound: SocketAddr, dev_secret_file: &Path) {
+fn banner(issuer: &Issuer, bound: SocketAddr, admin: Option<SocketAddr>, dev_secret_file: &Path) {
     let s = issuer.settings();
     let key = issuer.minter().active_key();
     println!("svctoken: issuer {} listening on {bound}", s.issuer());
@@ -343,6 +366,10 @@ fn banner(issuer: &Issuer, bound: SocketAddr, dev_secret_file: &Path) {
     println!("  JWKS:      {}", s.jwks_uri());
     println!("  token:     {}", s.token_endpoint());
     println!("  signing:   {} key {}", key.algorithm(), key.kid());
+    match admin {
+        Some(admin) => println!("  admin:     http://{admin} (/metrics, /healthz, /readyz)"),
+        None => println!("  admin:     off"),
+    }
     let store = issuer.keys().store();
     if let (Some(db), Some(replica)) = (store.database(), store.replica_id()) {
         println!("  replica:   {replica} on {}", db.name());

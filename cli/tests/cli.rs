@@ -115,7 +115,7 @@ impl Server {
             let done = if wait_for_curl {
                 line.contains("curl")
             } else {
-                line.contains("signing:")
+                line.contains("admin:")
             };
             lines.push(line.trim_end().to_owned());
             if done {
@@ -143,6 +143,19 @@ impl Server {
             .expect("banner");
         let url = first.split_whitespace().nth(2).expect("issuer url");
         url.to_owned()
+    }
+
+    /// The admin listener's base URL, from the banner's `admin:` line.
+    fn admin(&self) -> String {
+        let line = self
+            .lines
+            .iter()
+            .find(|l| l.trim_start().starts_with("admin:"))
+            .expect("an admin line in the banner");
+        line.split_whitespace()
+            .nth(1)
+            .expect("admin url")
+            .to_owned()
     }
 
     /// SIGTERM, then wait (bounded) for a clean exit; returns what it printed after the banner.
@@ -342,6 +355,80 @@ fn clients_add_prints_the_secret_once_and_a_block_the_issuer_loads() {
 
     let err = fails(&svctoken(dir.path(), &["clients", "add", "--id", "bad id"]));
     assert!(err.contains("client id"), "{err}");
+}
+
+/// The value of the series `series` (name and labels as exposed) in Prometheus text.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.rsplit_once(' ').filter(|(s, _)| *s == series))
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+/// `/metrics`, `/healthz` and `/readyz` answer on the admin listener the banner names, not on
+/// the public one; a `svctoken keys rotate` next to the running issuer shows as `by="cli"`.
+#[test]
+fn the_admin_listener_serves_metrics_and_counts_a_command_s_rotation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let d = data.to_str().expect("utf-8");
+    // Bootstrapped an hour ago: `keys rotate` hands over to the standby at once.
+    store_bootstrapped_ago(&data, 3600);
+    let server = Server::start(
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--data-dir", d],
+        true,
+    );
+    let (public, admin) = (server.issuer(), server.admin());
+    assert!(admin.starts_with("http://127.0.0.1:"), "{admin}");
+    assert_ne!(public, admin);
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let (status, body) = http(&format!("{admin}{path}"), "GET", &[], "");
+        assert_eq!(status, 200, "{path}: {body}");
+        let (status, _) = http(&format!("{public}{path}"), "GET", &[], "");
+        assert_eq!(status, 404, "{path} on the public listener");
+    }
+    let cli = "svctoken_key_rotations_total{by=\"cli\"}";
+    let (_, text) = http(&format!("{admin}/metrics"), "GET", &[], "");
+    assert_eq!(metric(&text, cli), Some(0.0), "{text}");
+
+    let out = ok(&svctoken(dir.path(), &["keys", "rotate", "--data-dir", d]));
+    assert!(out.contains("now signs"), "{out}");
+    // The issuer picks the change up at its next lifecycle run (every 5 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let (_, text) = http(&format!("{admin}/metrics"), "GET", &[], "");
+        if metric(&text, cli) == Some(1.0) || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(metric(&text, cli), Some(1.0), "{text}");
+    assert_eq!(
+        metric(&text, "svctoken_key_rotations_total{by=\"timer\"}"),
+        Some(0.0),
+        "{text}"
+    );
+    let _ = server.stop();
+
+    let off = Server::start(
+        dir.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            d,
+            "--admin-listen",
+            "off",
+        ],
+        true,
+    );
+    assert!(
+        off.lines.iter().any(|l| l.trim() == "admin:     off"),
+        "{:?}",
+        off.lines
+    );
+    let _ = off.stop();
 }
 
 /// A store as a running issuer would have left it `age` seconds ago: the signing key and its

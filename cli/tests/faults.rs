@@ -39,6 +39,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_svctoken");
 struct Isolated {
     child: Child,
     url: String,
+    /// The admin listener's base URL (`/metrics`).
+    admin: String,
     pid: u32,
     /// Its standard error (the logs).
     log: PathBuf,
@@ -77,6 +79,7 @@ impl Isolated {
         });
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut url = None;
+        let admin;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match banner.recv_timeout(left) {
@@ -84,7 +87,10 @@ impl Isolated {
                     url = line.split_whitespace().nth(2).map(str::to_owned);
                 }
                 // The banner's last line: it serves.
-                Ok(line) if line.contains("signing:") => break,
+                Ok(line) if line.contains("admin:") => {
+                    admin = line.split_whitespace().nth(1).map(str::to_owned);
+                    break;
+                }
                 Ok(_) => {}
                 Err(_) => panic!(
                     "no banner from serve in a user+mount namespace (are user namespaces \
@@ -97,6 +103,7 @@ impl Isolated {
         Isolated {
             child,
             url: url.expect("url"),
+            admin: admin.expect("admin url"),
             pid,
             log,
             http: reqwest::Client::builder()
@@ -136,15 +143,20 @@ impl Isolated {
         (status, r.json().await.expect("json"))
     }
 
-    /// The body of `GET <path>`.
-    async fn get(&self, path: &str) -> String {
-        let response = self.http.get(format!("{}{path}", self.url)).send().await;
+    /// The body of `GET <base><path>`.
+    async fn get_from(&self, base: &str, path: &str) -> String {
+        let response = self.http.get(format!("{base}{path}")).send().await;
         response.expect(path).text().await.expect("body")
     }
 
-    /// The value of counter `name` at `/metrics`.
+    /// The body of `GET <path>` on the public listener.
+    async fn get(&self, path: &str) -> String {
+        self.get_from(&self.url, path).await
+    }
+
+    /// The value of counter `name` at the admin listener's `/metrics`.
     async fn metric(&self, name: &str) -> u64 {
-        let text = self.get("/metrics").await;
+        let text = self.get_from(&self.admin, "/metrics").await;
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or_else(|| panic!("{name} not in {text}"))
@@ -293,11 +305,20 @@ async fn audit_disk_full_fail_open_keeps_issuing_and_counts_each_loss() {
     assert!(failures >= 100, "{failures} events counted as lost");
     assert!(issuer.logs().contains("No space left on device"));
     let audit = issuer.seen_from_outside(&dir.path().join("audit/audit.log"));
-    let recorded = verified_issuances(&audit);
+    // The last events may still be queued (a fail-open batch waits up to 5 ms): read both
+    // again until they add up, or time runs out.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (recorded, failures) = loop {
+        let failures = issuer.metric("svctoken_audit_failures_total").await;
+        let recorded = verified_issuances(&audit).len() as u64;
+        if recorded + failures >= 600 || Instant::now() > deadline {
+            break (recorded, failures);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(
-        recorded.len() as u64 + failures >= 600,
-        "every event is recorded or counted: {} + {failures}",
-        recorded.len()
+        recorded + failures >= 600,
+        "every event is recorded or counted: {recorded} + {failures}"
     );
 }
 

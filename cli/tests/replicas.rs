@@ -6,8 +6,8 @@
 //!
 //! 1. **Joining.** Replica 0 on the empty database signs at once. Replicas 1 and 2 join while it
 //!    signs: until their first key has been published a full lead (`jwks_max_age` + 5 s skew +
-//!    10 s propagation) `/readyz` answers 503, and so does the token endpoint
-//!    (`temporarily_unavailable`, `Retry-After: 2`); then they sign.
+//!    10 s propagation) `/readyz` (on its admin listener) answers 503, and so does the token
+//!    endpoint (`temporarily_unavailable`, `Retry-After: 2`); then they sign.
 //! 2. **Tokens verify everywhere.** A client loop fetches tokens round-robin from the replicas
 //!    for the whole test; every token, whichever replica signed it, must verify under Convex's
 //!    rules against the JWKS of every replica, fetched fresh for each check, and against one
@@ -85,6 +85,8 @@ struct Replica {
     index: usize,
     dir: PathBuf,
     port: u16,
+    /// Its admin listener's port (`/readyz`).
+    admin_port: u16,
     child: Option<Child>,
     /// What it printed on stdout (the banner), read until it exits.
     stdout: Arc<Mutex<Vec<String>>>,
@@ -94,12 +96,22 @@ struct Replica {
 
 impl Replica {
     /// Writes replica `index`'s configuration: the common issuer URL and schedule, the
-    /// database, its own port and data directory, a secret client and a key client.
-    fn new(root: &Path, index: usize, port: u16, issuer: &str, db: &str, key: &SigningKey) -> Self {
+    /// database, its own ports (public and admin) and data directory, a secret client and a
+    /// key client.
+    fn new(
+        root: &Path,
+        index: usize,
+        ports: (u16, u16),
+        issuer: &str,
+        db: &str,
+        key: &SigningKey,
+    ) -> Self {
+        let (port, admin_port) = ports;
         let dir = root.join(format!("replica-{index}"));
         std::fs::create_dir_all(&dir).expect("replica dir");
         let config = format!(
-            "issuer = \"{issuer}\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\
+            "issuer = \"{issuer}\"\nlisten = \"127.0.0.1:{port}\"\n\
+             admin_listen = \"127.0.0.1:{admin_port}\"\ndata_dir = \"{}\"\n\
              database_url = \"{db}\"\n[keys]\nrotation_period = \"{}\"\njwks_max_age = \"10s\"\n\
              {}{}",
             dir.join("data").display(),
@@ -112,6 +124,7 @@ impl Replica {
             index,
             dir,
             port,
+            admin_port,
             child: None,
             stdout: Arc::default(),
             log_read: 0,
@@ -120,6 +133,10 @@ impl Replica {
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port)
     }
 
     fn config(&self) -> PathBuf {
@@ -630,14 +647,18 @@ async fn three_replicas_join_rotate_crash_and_outlive_a_database_restart() {
     let start = Instant::now();
     let db = cluster.url();
     let root = tempfile::tempdir().expect("tempdir");
-    let ports = free_ports(REPLICAS);
+    let ports = free_ports(2 * REPLICAS);
     // The load balancer's URL: every replica mints and publishes it.
     let issuer = format!("http://127.0.0.1:{}", ports[0]);
     let client_key = SigningKey::generate(Algorithm::ES256).expect("client key");
     let mut replicas: Vec<Replica> = (0..REPLICAS)
-        .map(|i| Replica::new(root.path(), i, ports[i], &issuer, &db, &client_key))
+        .map(|i| {
+            let ports = (ports[i], ports[REPLICAS + i]);
+            Replica::new(root.path(), i, ports, &issuer, &db, &client_key)
+        })
         .collect();
     let bases: Vec<String> = replicas.iter().map(Replica::url).collect();
+    let admins: Vec<String> = replicas.iter().map(Replica::admin_url).collect();
     let http = http_client();
 
     // 1. Replica 0, on the empty database, signs at once.
@@ -645,7 +666,7 @@ async fn three_replicas_join_rotate_crash_and_outlive_a_database_restart() {
     blocking(|| replicas[0].start());
     say(start, "replica 0 started");
     assert_eq!(
-        readyz(&http, &bases[0]).await,
+        readyz(&http, &admins[0]).await,
         200,
         "the first replica signs at once"
     );
@@ -686,7 +707,7 @@ async fn three_replicas_join_rotate_crash_and_outlive_a_database_restart() {
             "replica {i}'s banner says it waits: {:?}",
             replicas[i].banner()
         );
-        assert_eq!(readyz(&http, &bases[i]).await, 503, "replica {i} joining");
+        assert_eq!(readyz(&http, &admins[i]).await, 503, "replica {i} joining");
         let answer = secret_token(&http, &bases[i]).await.expect("token request");
         assert!(
             answer.is_temporarily_unavailable(),
@@ -706,7 +727,7 @@ async fn three_replicas_join_rotate_crash_and_outlive_a_database_restart() {
             replicas[2].log_tail()
         );
         for i in 1..REPLICAS {
-            if ready_after[i].is_none() && readyz(&http, &bases[i]).await == 200 {
+            if ready_after[i].is_none() && readyz(&http, &admins[i]).await == 200 {
                 ready_after[i] = Some(joined.elapsed());
                 traffic.set(i, State::Up);
             }
@@ -793,7 +814,7 @@ async fn three_replicas_join_rotate_crash_and_outlive_a_database_restart() {
     traffic.set(0, State::Up);
     say(start, "replica 0 restarted on its data directory");
     assert_eq!(replicas[0].banner_replica_id(), id_0, "the same replica id");
-    assert_eq!(readyz(&http, &bases[0]).await, 200, "it signs at once");
+    assert_eq!(readyz(&http, &admins[0]).await, 200, "it signs at once");
     let answer = secret_token(&http, &bases[0]).await.expect("token request");
     assert_eq!(
         kid_of(answer.token()),

@@ -61,6 +61,10 @@ impl Issuer {
             clock.clone(),
             keys.store().database(),
         )?;
+        let metrics = Metrics::new(
+            settings.clients().iter().map(|c| c.id.as_str()),
+            auditor.metrics().clone(),
+        );
         Ok(Issuer {
             inner: Arc::new(Inner {
                 settings,
@@ -68,7 +72,7 @@ impl Issuer {
                 minter,
                 endpoint,
                 auditor,
-                metrics: Metrics::default(),
+                metrics,
                 clock,
             }),
         })
@@ -101,6 +105,8 @@ impl Issuer {
             client_id = %granted.client_id, sub = %granted.subject, aud = %granted.audience,
             jti = %granted.jti, kid = %granted.kid, exp = granted.expires_at, "token issued"
         );
+        // Looked up before the id moves into the event: counting allocates nothing.
+        let counters = self.inner.metrics.client(Some(&granted.client_id));
         let event = AuditEvent {
             client_id: Some(granted.client_id),
             sub: Some(granted.subject),
@@ -115,18 +121,20 @@ impl Issuer {
         };
         if !self.record(event).await {
             let error = OAuthError::from(RefusalReason::AuditFailed);
-            self.inner.metrics.refused(&error.code);
+            counters.refused(&error.code);
             tracing::error!("the audit trail could not record an issuance; the token is withheld");
             return Err(error);
         }
-        self.inner.metrics.issued();
+        counters.issued();
         Ok(granted.response)
     }
 
     /// Logs, counts and records a refusal; the error to send.
     pub(crate) async fn refused(&self, refusal: Refusal, peer: Option<Peer>) -> OAuthError {
         let error = OAuthError::from(refusal.reason);
-        self.inner.metrics.refused(&error.code);
+        self.inner
+            .metrics
+            .refused(refusal.client_id.as_deref(), &error.code);
         tracing::info!(
             client_id = refusal.client_id.as_deref().unwrap_or("-"),
             error = %error.code, reason = %refusal.reason, peer = ?peer,

@@ -30,7 +30,7 @@
 //! - `issuer`: [`Issuer`] and [`Issuer::token`].
 //! - [`oauth`]: the token operation, one step per module (request, authn, ratelimit, exchange,
 //!   policy) and the refusal reasons with their RFC 6749 answers.
-//! - `http`: [`router`] and [`serve`]; the token endpoint's extractor and responses.
+//! - `http`: [`router`], [`admin_router`] and [`serve`]; the token endpoint's extractor and responses.
 //! - `peer`: the request's [`Peer`], read from forwarding headers only behind
 //!   [`TrustedProxies`].
 //! - [`store`]: the key store trait, the files and memory stores, and the contract suite every
@@ -41,7 +41,8 @@
 //! - `lifecycle`: the loop a running issuer runs the lifecycle in.
 //! - [`keyring`]: the running view of the keys and the rendered JWKS.
 //! - [`audit`]: the hash-chained audit trail and its group-commit writer.
-//! - `metrics`, `error`.
+//! - [`metrics`]: the metrics served at the admin listener's `/metrics`.
+//! - `error`.
 
 mod audience;
 pub mod audit;
@@ -51,7 +52,7 @@ mod http;
 mod issuer;
 pub mod keyring;
 mod lifecycle;
-mod metrics;
+pub mod metrics;
 pub mod oauth;
 mod peer;
 pub mod postgres;
@@ -60,7 +61,7 @@ pub mod settings;
 pub mod store;
 
 pub use error::{Error, Result};
-pub use http::{router, serve};
+pub use http::{admin_router, router, serve};
 pub use issuer::Issuer;
 pub use lifecycle::LIFECYCLE_INTERVAL;
 pub use metrics::Metrics;

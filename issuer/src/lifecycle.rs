@@ -6,6 +6,11 @@
 //! that signs keeps signing: nothing is swapped in until a run succeeds. Every change (a key
 //! published, rescheduled, activated, retired, removed, revoked) is logged at `info` and
 //! recorded in the audit trail as made by the `timer`.
+//!
+//! Each run that changed the key set counts in `svctoken_key_rotations_total{by="timer"}`.
+//! Changes another process saved (`svctoken keys rotate` or `revoke`) are counted with
+//! `by="cli"` when the issuer picks them up: the key set's generation grows by one per save,
+//! so the saves beyond the issuer's own are the others'.
 
 use std::time::Duration;
 
@@ -40,7 +45,7 @@ pub(crate) async fn run(issuer: Issuer) {
             if full_run {
                 refresh(&worker).map(drop)
             } else {
-                worker.keys().reload()
+                reload(&worker)
             }
         })
         .await;
@@ -88,14 +93,40 @@ fn warn_if_overdue(issuer: &Issuer) {
 /// generate keys, and waits for the audit trail's disk).
 pub(crate) fn refresh(issuer: &Issuer) -> Result<Vec<Event>> {
     let journal = AuditJournal::new(issuer.auditor(), ChangedBy::Timer);
+    let before = generation(issuer);
     let events = issuer
         .keys()
         .refresh(issuer.clock().unix_secs(), &journal)?;
-    if !events.is_empty() {
-        issuer.metrics().rotated();
-    }
+    count_changes(issuer, before, !events.is_empty());
     events.iter().for_each(log);
     Ok(events)
+}
+
+/// Re-reads the key set (another replica or a command announced a change), counting what
+/// commands changed.
+fn reload(issuer: &Issuer) -> Result<()> {
+    let before = generation(issuer);
+    issuer.keys().reload()?;
+    count_changes(issuer, before, false);
+    Ok(())
+}
+
+/// The generation of this issuer's key set as last loaded.
+fn generation(issuer: &Issuer) -> u64 {
+    issuer.keys().published().set.generation
+}
+
+/// Counts the key set changes since generation `before`: one by the timer if this run saved
+/// one (`ours`), every other save by a command.
+fn count_changes(issuer: &Issuer, before: u64, ours: bool) {
+    let saves = generation(issuer).saturating_sub(before);
+    if ours {
+        issuer.metrics().rotated(ChangedBy::Timer, 1);
+    }
+    let theirs = saves.saturating_sub(u64::from(ours));
+    if theirs > 0 {
+        issuer.metrics().rotated(ChangedBy::Cli, theirs);
+    }
 }
 
 fn log(event: &Event) {

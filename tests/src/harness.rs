@@ -27,6 +27,8 @@ pub struct TestIssuer {
     /// Its base URL, which is also its `iss` (path included: see [`spawn_issuer_under`]; but
     /// for a replica: see [`spawn_replica`]).
     pub url: String,
+    /// The base URL of its admin listener (`/metrics`, `/healthz`, `/readyz`).
+    pub admin_url: String,
     /// The HTTP client tests use.
     pub http: reqwest::Client,
     audit: Arc<MemorySink>,
@@ -186,6 +188,10 @@ async fn spawn(
         }
         IssuerAt::Url(issuer) => issuer.to_owned(),
     };
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the admin listener");
+    let admin_url = format!("http://{}", admin.local_addr().expect("local addr"));
     let overrides = Overrides {
         issuer: Some(issuer),
         // A test names the database through its store; the settings only need to know there
@@ -214,7 +220,7 @@ async fn spawn(
         let shutdown = async {
             let _ = stop_rx.await;
         };
-        svctoken_issuer::serve(listener, served, shutdown)
+        svctoken_issuer::serve(listener, Some(admin), served, shutdown)
             .await
             .expect("serve");
         let _ = done_tx.send(());
@@ -226,6 +232,7 @@ async fn spawn(
     TestIssuer {
         issuer,
         url,
+        admin_url,
         http,
         audit,
         stop: Some(stop),
@@ -243,6 +250,28 @@ impl TestIssuer {
     /// `<url>/audiences/<audience>/jwks.json`.
     pub fn audience_jwks(&self, audience: &str) -> String {
         format!("{}/audiences/{audience}/jwks.json", self.url)
+    }
+
+    /// `GET <admin_url><path>` on the admin listener: its status and body.
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.admin_url))
+            .send()
+            .await
+            .expect("admin request");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("admin body"))
+    }
+
+    /// The value of the series `series` (name and labels as exposed, e.g.
+    /// `svctoken_tokens_issued_total{client="worker"}`) at the admin listener's `/metrics`.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let (_, text) = self.admin_get("/metrics").await;
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| l.rsplit_once(' ').filter(|(s, _)| *s == series))
+            .and_then(|(_, v)| v.parse().ok())
     }
 
     /// Posts a raw form to the token endpoint, authenticated with Basic when `basic` is set.

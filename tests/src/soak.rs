@@ -62,6 +62,8 @@ impl Grant {
 pub struct Scenario {
     /// The issuer's URL (its `iss`, and where it listens).
     pub issuer: String,
+    /// Its admin listener's URL (`/readyz`, `/metrics`).
+    pub admin: String,
     /// The configuration file written.
     pub config: PathBuf,
     secret: Zeroizing<String>,
@@ -74,12 +76,15 @@ impl Scenario {
     /// stops), and writes `<dir>/svctoken.toml` for an issuer on `issuer_port` (0: a free one).
     pub async fn start(dir: &Path, issuer_port: u16) -> Result<Scenario> {
         let issuer_port = match issuer_port {
-            0 => std::net::TcpListener::bind("127.0.0.1:0")?
-                .local_addr()?
-                .port(),
+            0 => free_port()?,
             port => port,
         };
         let issuer = format!("http://127.0.0.1:{issuer_port}");
+        let mut admin_port = free_port()?;
+        while admin_port == issuer_port {
+            admin_port = free_port()?;
+        }
+        let admin = format!("http://127.0.0.1:{admin_port}");
         let secret = generate_secret()?;
         let client_key = SigningKey::generate(Algorithm::ES256)?;
         let upstream_key = SigningKey::generate(Algorithm::ES256)?;
@@ -109,6 +114,7 @@ impl Scenario {
         let config = dir.join("svctoken.toml");
         let text = format!(
             "listen = \"127.0.0.1:{issuer_port}\"\n\
+             admin_listen = \"127.0.0.1:{admin_port}\"\n\
              data_dir = \"data\"\n\
              [keys]\n\
              rotation_period = \"1m\"\n\
@@ -138,6 +144,7 @@ impl Scenario {
         );
         Ok(Scenario {
             issuer,
+            admin,
             config,
             secret,
             client_key: Arc::new(client_key),
@@ -145,13 +152,13 @@ impl Scenario {
         })
     }
 
-    /// Waits (at most `patience`) until the issuer answers `/readyz` with 200.
+    /// Waits (at most `patience`) until the issuer's admin listener answers `/readyz` with 200.
     pub async fn wait_ready(&self, patience: Duration) -> Result<()> {
         let http = client()?;
         let deadline = Instant::now() + patience;
         loop {
             let ready = http
-                .get(format!("{}/readyz", self.issuer))
+                .get(format!("{}/readyz", self.admin))
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success());
@@ -373,4 +380,11 @@ impl fmt::Display for Report {
         }
         Ok(())
     }
+}
+
+/// A port of 127.0.0.1 free a moment ago.
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

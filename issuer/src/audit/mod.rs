@@ -54,8 +54,9 @@
 //!
 //! The batch succeeds or fails as a whole in each sink: if the write or the sync fails, every
 //! event of the batch counts as not recorded. A sink failure is logged with `tracing::error!`
-//! (once per batch) and counted once per event ([`Auditor::failures`], served at `/metrics` as
-//! `svctoken_audit_failures_total`); whether it also fails
+//! (once per batch) and counted once per event ([`Auditor::failures`], served at the admin
+//! listener's `/metrics` as `svctoken_audit_failures_total`, beside each batch's size and time,
+//! `svctoken_audit_batch_size` and `svctoken_audit_sync_duration_seconds`); whether it also fails
 //! the request is the caller's choice, made once in [`Auditor::new`] (`fail_closed`).
 //!
 //! **Fail open or fail closed.** With `fail_closed = false`, [`Auditor::record`] queues the event
@@ -205,6 +206,8 @@ mod writer;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use crate::metrics::AuditMetrics;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -242,7 +245,7 @@ struct Shared {
     /// The same sinks the writer records in, for [`Auditor::record_now`].
     sinks: Sinks,
     fail_closed: bool,
-    failures: Arc<AtomicU64>,
+    metrics: AuditMetrics,
     losses: LossLog,
 }
 
@@ -253,21 +256,21 @@ impl Auditor {
     /// logged and counted. If the thread cannot be started, that is logged and every record
     /// fails ([`Error::AuditWriterStopped`]).
     pub fn new(sinks: Vec<Box<dyn AuditSink>>, fail_closed: bool) -> Self {
-        let failures = Arc::new(AtomicU64::new(0));
+        let metrics = AuditMetrics::default();
         let sinks: Sinks = sinks.into();
         let pace = if fail_closed {
             Duration::ZERO
         } else {
             FAIL_OPEN_PACE
         };
-        let writer = (!sinks.is_empty())
-            .then(|| Writer::paced(Arc::clone(&sinks), Arc::clone(&failures), pace));
+        let writer =
+            (!sinks.is_empty()).then(|| Writer::paced(Arc::clone(&sinks), metrics.clone(), pace));
         Auditor {
             inner: Arc::new(Shared {
                 writer,
                 sinks,
                 fail_closed,
-                failures,
+                metrics,
                 losses: LossLog::default(),
             }),
         }
@@ -318,7 +321,7 @@ impl Auditor {
     /// in the order of their changes. Events queued by [`Auditor::record`] before this call may
     /// be recorded after it.
     pub fn record_now(&self, events: &[AuditEvent]) -> Result<(), Error> {
-        writer::record_batch(&self.inner.sinks, events, &self.inner.failures)
+        writer::record_batch(&self.inner.sinks, events, &self.inner.metrics)
     }
 
     /// Returns once every event queued before the call has been recorded (or has failed), with
@@ -336,7 +339,12 @@ impl Auditor {
     /// How many times a sink has failed to record an event (one event failing in two sinks
     /// counts twice; an event dropped from a full queue counts once).
     pub fn failures(&self) -> u64 {
-        self.inner.failures.load(Ordering::Relaxed)
+        self.inner.metrics.failures()
+    }
+
+    /// Its metrics (failures, batch sizes, sync times), registered by the issuer's.
+    pub(crate) fn metrics(&self) -> &AuditMetrics {
+        &self.inner.metrics
     }
 
     /// Whether a sink failure fails [`Auditor::record`].
@@ -351,7 +359,7 @@ impl Auditor {
 
     /// Counts an event that never reached the writer, and logs it (rate-limited).
     fn lost(&self, error: &Error) {
-        self.inner.failures.fetch_add(1, Ordering::Relaxed);
+        self.inner.metrics.failed(1);
         self.inner.losses.note(error, self.inner.fail_closed);
     }
 }

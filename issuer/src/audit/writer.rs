@@ -3,7 +3,6 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -12,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::event::AuditEvent;
 use super::sinks::AuditSink;
 use crate::Error;
+use crate::metrics::AuditMetrics;
 
 /// How many jobs may wait for the writer; also the largest batch.
 pub(super) const QUEUE_CAPACITY: usize = 4096;
@@ -53,22 +53,22 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread over `sinks`; it adds each event a sink fails to record to
-    /// `failures`. If the thread cannot be started, that is logged and every job fails with
+    /// Starts the writer thread over `sinks`; it counts each event a sink fails to record, and
+    /// each batch's size and time, in `metrics`. If the thread cannot be started, that is logged and every job fails with
     /// [`Error::AuditWriterStopped`].
     #[cfg(test)]
-    pub(super) fn start(sinks: Vec<Box<dyn AuditSink>>, failures: Arc<AtomicU64>) -> Writer {
-        Writer::paced(sinks.into(), failures, Duration::ZERO)
+    pub(super) fn start(sinks: Vec<Box<dyn AuditSink>>, metrics: AuditMetrics) -> Writer {
+        Writer::paced(sinks.into(), metrics, Duration::ZERO)
     }
 
     /// Like [`Writer::start`], but a batch that nobody waits for (only events queued without
     /// a reply) starts no sooner than `pace` after the previous batch started: it gathers
     /// meanwhile, so the sinks' per-batch cost is paid at most once per `pace`.
-    pub(super) fn paced(sinks: Sinks, failures: Arc<AtomicU64>, pace: Duration) -> Writer {
+    pub(super) fn paced(sinks: Sinks, metrics: AuditMetrics, pace: Duration) -> Writer {
         let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
         let spawned = thread::Builder::new()
             .name(THREAD_NAME.to_owned())
-            .spawn(move || run(jobs, &sinks, &failures, pace));
+            .spawn(move || run(jobs, &sinks, &metrics, pace));
         match spawned {
             Ok(thread) => Writer {
                 queue: Some(queue),
@@ -117,7 +117,7 @@ impl Drop for Writer {
 fn run(
     mut queue: mpsc::Receiver<Job>,
     sinks: &[Box<dyn AuditSink>],
-    failures: &AtomicU64,
+    metrics: &AuditMetrics,
     pace: Duration,
 ) {
     let mut jobs = Vec::new();
@@ -136,12 +136,12 @@ fn run(
         {
             jobs.push(job);
         }
-        commit(sinks, jobs.drain(..), failures);
+        commit(sinks, jobs.drain(..), metrics);
     }
 }
 
 /// Records the events of `jobs` as one batch, then answers every caller waiting on it.
-fn commit(sinks: &[Box<dyn AuditSink>], jobs: impl Iterator<Item = Job>, failures: &AtomicU64) {
+fn commit(sinks: &[Box<dyn AuditSink>], jobs: impl Iterator<Item = Job>, metrics: &AuditMetrics) {
     let mut events = Vec::new();
     let mut replies = Vec::new();
     let mut flushes = Vec::new();
@@ -154,7 +154,7 @@ fn commit(sinks: &[Box<dyn AuditSink>], jobs: impl Iterator<Item = Job>, failure
             Job::Flush(done) => flushes.push(done),
         }
     }
-    let result = record_batch(sinks, &events, failures);
+    let result = record_batch(sinks, &events, metrics);
     for reply in replies {
         // A caller that stopped waiting (its request was dropped) needs no answer.
         let _ = reply.send(result.clone());
@@ -165,22 +165,34 @@ fn commit(sinks: &[Box<dyn AuditSink>], jobs: impl Iterator<Item = Job>, failure
 }
 
 /// Records `events` in every sink, in order, even after one fails; never panics (a sink's
-/// panic counts as its failure). Each failure is logged and added to `failures` once per
-/// event; the first is returned.
+/// panic counts as its failure). Each failure is logged and counted in `metrics` once per
+/// event, with the batch's size and the time the sinks took; the first is returned.
 pub(super) fn record_batch(
     sinks: &[Box<dyn AuditSink>],
     events: &[AuditEvent],
-    failures: &AtomicU64,
+    metrics: &AuditMetrics,
 ) -> Result<(), Error> {
     if events.is_empty() {
         return Ok(());
     }
+    let started = Instant::now();
+    let result = record_in_each(sinks, events, metrics);
+    metrics.batch(events.len(), started.elapsed());
+    result
+}
+
+/// Records `events` in each sink in turn; the first error.
+fn record_in_each(
+    sinks: &[Box<dyn AuditSink>],
+    events: &[AuditEvent],
+    metrics: &AuditMetrics,
+) -> Result<(), Error> {
     let mut first = None;
     for sink in sinks {
         let result = catch_unwind(AssertUnwindSafe(|| sink.record_batch(events)))
             .unwrap_or(Err(Error::AuditSinkPanicked));
         if let Err(error) = result {
-            failures.fetch_add(events.len() as u64, Ordering::Relaxed);
+            metrics.failed(events.len() as u64);
             tracing::error!(
                 %error,
                 events = events.len(),
@@ -213,8 +225,8 @@ mod tests {
     #[tokio::test]
     async fn a_batch_takes_every_waiting_event_and_answers_each_waiter() {
         let (gate, control) = gate();
-        let failures = Arc::new(AtomicU64::new(0));
-        let writer = Writer::start(vec![Box::new(gate)], Arc::clone(&failures));
+        let metrics = AuditMetrics::default();
+        let writer = Writer::start(vec![Box::new(gate)], metrics.clone());
 
         let first = record(&writer, 1).await;
         assert_eq!(
@@ -245,7 +257,7 @@ mod tests {
             ));
         }
         flushed.await.unwrap();
-        assert_eq!(failures.load(Ordering::Relaxed), 20);
+        assert_eq!(metrics.failures(), 20);
         drop(writer);
         assert_eq!(*control.batches.lock().unwrap(), [1, 20]);
     }
@@ -255,7 +267,7 @@ mod tests {
         let (gate, control) = gate();
         let pace = Duration::from_millis(300);
         let sinks: Vec<Box<dyn AuditSink>> = vec![Box::new(gate)];
-        let writer = Writer::paced(sinks.into(), Arc::default(), pace);
+        let writer = Writer::paced(sinks.into(), AuditMetrics::default(), pace);
         let job = |i| Job::Record {
             event: event(i),
             reply: None,
@@ -289,7 +301,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_without_waiting() {
         let (gate, control) = gate();
-        let writer = Writer::start(vec![Box::new(gate)], Arc::default());
+        let writer = Writer::start(vec![Box::new(gate)], AuditMetrics::default());
         let job = |i| Job::Record {
             event: event(i),
             reply: None,

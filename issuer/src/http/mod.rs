@@ -1,6 +1,8 @@
-//! The HTTP surface: [`router`] for tests without a socket, [`serve`] for `main`. Handlers
-//! extract, call the library and answer; `token` holds the token endpoint's extractor and
-//! handler, `response` every `IntoResponse` of the token endpoint.
+//! The HTTP surface: [`router`] (the public listener: discovery, JWKS, the token endpoint) and
+//! [`admin_router`] (the admin listener: `/metrics`, `/healthz`, `/readyz`) for tests without a
+//! socket, [`serve`] for `main`. Handlers extract, call the library and answer; `token` holds
+//! the token endpoint's extractor and handler, `response` every `IntoResponse` of the token
+//! endpoint.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,13 +18,15 @@ use tokio::net::TcpListener;
 
 use svctoken_mint::oauth::{CLIENT_CREDENTIALS, TOKEN_EXCHANGE};
 
+use crate::metrics::{self, JwksRoute};
 use crate::oauth::BODY_LIMIT;
 use crate::{Issuer, lifecycle};
 
 mod response;
 mod token;
 
-/// Every route of the issuer.
+/// The public routes: discovery, the JWKS documents and the token endpoint. Anything else
+/// (`/metrics`, `/healthz` and `/readyz` included: they are the admin listener's) is 404.
 ///
 /// An issuer URL with a path (`https://example.com/auth`) serves them all under that path
 /// (`/auth/.well-known/openid-configuration`, `/auth/oauth/token`, ...), as discovery and the
@@ -47,27 +51,63 @@ fn routes() -> Router<Issuer> {
         .route("/.well-known/jwks.json", get(jwks_all))
         .route("/audiences/{audience}/jwks.json", get(jwks_audience))
         .route("/oauth/token", post(token::token))
+}
+
+/// The admin routes: `/metrics` (Prometheus), `/healthz` (liveness) and `/readyz` (503 while
+/// no key may sign). Served on the admin listener only, never on the public one.
+pub fn admin_router(issuer: Issuer) -> Router {
+    Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(issuer)
 }
 
-/// Serves `issuer` on `listener` until `shutdown` resolves, running the key lifecycle every
-/// [`LIFECYCLE_INTERVAL`](crate::LIFECYCLE_INTERVAL). In-flight requests finish before it returns.
+/// Serves `issuer` on `listener` (the public routes) and on `admin` if given (the admin
+/// routes) until `shutdown` resolves, running the key lifecycle every
+/// [`LIFECYCLE_INTERVAL`](crate::LIFECYCLE_INTERVAL). In-flight requests finish before it
+/// returns.
 pub async fn serve(
     listener: TcpListener,
+    admin: Option<TcpListener>,
     issuer: Issuer,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let lifecycle = tokio::spawn(lifecycle::run(issuer.clone()));
+    let (stop_admin, admin_stopped) = tokio::sync::watch::channel(());
+    let admin =
+        admin.map(|listener| tokio::spawn(serve_admin(listener, issuer.clone(), admin_stopped)));
     let app = router(issuer.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
+    drop(stop_admin);
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
     lifecycle.abort();
     // Events of the last requests (fail-open ones are not waited for) reach the disk.
     let _ = issuer.auditor().flush().await;
     served
+}
+
+/// Serves the admin routes until `stop`'s sender is dropped (the public listener stopped).
+async fn serve_admin(
+    listener: TcpListener,
+    issuer: Issuer,
+    mut stop: tokio::sync::watch::Receiver<()>,
+) {
+    let stopped = async move {
+        // Err once the sender is gone.
+        while stop.changed().await.is_ok() {}
+    };
+    let served = axum::serve(listener, admin_router(issuer))
+        .with_graceful_shutdown(stopped)
+        .await;
+    if let Err(error) = served {
+        tracing::error!(%error, "the admin listener failed");
+    }
 }
 
 async fn discovery(State(issuer): State<Issuer>) -> Response {
@@ -142,7 +182,10 @@ fn serve_jwks(issuer: &Issuer, audience: Option<&str>, headers: &HeaderMap) -> R
     let Some(rendered) = published.jwks(audience) else {
         return not_found_json();
     };
-    issuer.metrics().jwks_served();
+    issuer.metrics().jwks_served(match audience {
+        None => JwksRoute::All,
+        Some(_) => JwksRoute::Audience,
+    });
     let etag = HeaderValue::from_str(&rendered.etag).unwrap_or(HeaderValue::from_static("\"\""));
     let common = [
         (header::CACHE_CONTROL, cache_control(issuer)),
@@ -179,18 +222,13 @@ async fn ready(State(issuer): State<Issuer>) -> Response {
 }
 
 async fn metrics(State(issuer): State<Issuer>) -> Response {
-    let published = issuer.keys().published();
-    let age = published
-        .set
-        .active()
-        .and_then(|k| k.state.activated_at())
-        .map_or(0, |at| issuer.clock().unix_secs().saturating_sub(at));
-    let body = issuer.metrics().render(
-        age,
-        published.all.jwks.keys.len(),
-        issuer.auditor().failures(),
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    let now = issuer.clock().unix_secs();
+    let can_sign = issuer.keys().can_sign(now);
+    issuer
+        .metrics()
+        .observe_keys(&issuer.keys().published(), can_sign, now);
+    let body = issuer.metrics().render();
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }
 
 async fn not_found() -> Response {

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
@@ -11,16 +12,39 @@ use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, HeaderValue};
 
 use super::response::Issued;
+use crate::metrics::TokenOutcome;
 use crate::oauth::{OAuthError, Refusal, RefusalReason, TokenForm};
 use crate::{Issuer, Peer};
 
-/// The token endpoint.
+/// The token endpoint. Its latency, from the request's headers to the answer (the body read
+/// and parsed included), is observed by outcome.
 pub(super) async fn token(
+    Started(started): Started,
     State(issuer): State<Issuer>,
     ClientPeer(peer): ClientPeer,
-    form: TokenForm,
+    form: Result<TokenForm, OAuthError>,
 ) -> Result<Issued, OAuthError> {
-    issuer.token(form, peer).await.map(Issued)
+    let answer = match form {
+        Ok(form) => issuer.token(form, peer).await.map(Issued),
+        Err(refused) => Err(refused),
+    };
+    let outcome = match answer {
+        Ok(_) => TokenOutcome::Issued,
+        Err(_) => TokenOutcome::Refused,
+    };
+    issuer.metrics().token_request(outcome, started.elapsed());
+    answer
+}
+
+/// When the handler's extraction started: the first extractor, so before the body is read.
+pub(super) struct Started(Instant);
+
+impl<S: Sync> FromRequestParts<S> for Started {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(_: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Started(Instant::now()))
+    }
 }
 
 /// The request's client: the TCP peer, or behind a trusted proxy the address its forwarding

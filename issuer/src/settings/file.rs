@@ -17,6 +17,9 @@ pub(crate) struct ConfigFile {
     pub(crate) issuer: Option<String>,
     /// Address to listen on. Default `127.0.0.1:8080`.
     pub(crate) listen: Option<String>,
+    /// Address of the admin listener (`/metrics`, `/healthz`, `/readyz`), or `"off"`. Default
+    /// `127.0.0.1:8081` (port 0 when `listen`'s port is 0).
+    pub(crate) admin_listen: Option<String>,
     /// Directory of the files key store. Default `./svctoken-data`.
     pub(crate) data_dir: Option<PathBuf>,
     /// PostgreSQL URL of the state several replicas share. Default: none (one process, the

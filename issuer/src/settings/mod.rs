@@ -27,6 +27,10 @@ use file::ConfigFile;
 
 /// Default `listen`: `127.0.0.1:8080`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default `admin_listen`: `127.0.0.1:8081` (port 0 when `listen`'s port is 0).
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8081";
+/// The `admin_listen` value that turns the admin listener off.
+pub const ADMIN_LISTEN_OFF: &str = "off";
 /// Default `data_dir`: `./svctoken-data`.
 pub const DEFAULT_DATA_DIR: &str = "./svctoken-data";
 /// Default `replica_lease`: one hour.
@@ -78,6 +82,8 @@ pub struct Overrides {
     pub issuer: Option<String>,
     /// `--listen` / `SVCTOKEN_LISTEN`.
     pub listen: Option<String>,
+    /// `--admin-listen` / `SVCTOKEN_ADMIN_LISTEN` (`serve` only).
+    pub admin_listen: Option<String>,
     /// `--data-dir` / `SVCTOKEN_DATA_DIR`.
     pub data_dir: Option<PathBuf>,
     /// `--database-url` / `SVCTOKEN_DATABASE_URL`.
@@ -142,6 +148,35 @@ impl Config {
         })
     }
 
+    /// The admin listener's address, `None` when it is `"off"`. Unset, it is loopback port
+    /// 8081, or loopback port 0 when `listen`'s port is 0 (so that tests binding any free port
+    /// do not collide). Only an address set explicitly may be other than loopback; it must
+    /// differ from `listen`.
+    pub fn admin_listen(&self, overrides: &Overrides) -> Result<Option<SocketAddr>> {
+        let listen = self.listen(overrides)?;
+        let set = overrides
+            .admin_listen
+            .as_deref()
+            .or(self.file.admin_listen.as_deref());
+        let Some(text) = set else {
+            return Ok(Some(default_admin_listen(listen)));
+        };
+        if text == ADMIN_LISTEN_OFF {
+            return Ok(None);
+        }
+        let addr: SocketAddr = text.parse().map_err(|_| {
+            Error::Config(format!(
+                "admin_listen = {text:?} is not an address like \"127.0.0.1:8081\", nor \"off\""
+            ))
+        })?;
+        if addr.port() != 0 && addr == listen {
+            return Err(Error::Config(format!(
+                "admin_listen = {text:?} is listen's address: the admin routes need their own"
+            )));
+        }
+        Ok(Some(addr))
+    }
+
     /// The files store directory.
     pub fn data_dir(&self, overrides: &Overrides) -> PathBuf {
         match (&overrides.data_dir, &self.file.data_dir) {
@@ -167,6 +202,7 @@ impl Config {
 
     fn validate_inner(&self, overrides: &Overrides) -> Result<Settings> {
         let listen = self.listen(overrides)?;
+        let admin_listen = self.admin_listen(overrides)?;
         let issuer_text = overrides
             .issuer
             .clone()
@@ -227,6 +263,7 @@ impl Config {
         Ok(Settings {
             issuer,
             listen,
+            admin_listen,
             data_dir,
             schedule,
             audiences,
@@ -282,6 +319,17 @@ impl Config {
     }
 }
 
+/// The admin listener when none is set: loopback, port 8081 (0 when `listen`'s port is 0).
+fn default_admin_listen(listen: SocketAddr) -> SocketAddr {
+    let mut addr: SocketAddr = DEFAULT_ADMIN_LISTEN
+        .parse()
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8081)));
+    if listen.port() == 0 {
+        addr.set_port(0);
+    }
+    addr
+}
+
 fn audiences(file: &ConfigFile) -> Result<Vec<Audience>> {
     let audiences: Vec<Audience> = match &file.audiences {
         None => vec![Audience {
@@ -321,6 +369,7 @@ fn audiences(file: &ConfigFile) -> Result<Vec<Audience>> {
 pub struct Settings {
     issuer: IssuerUrl,
     listen: SocketAddr,
+    admin_listen: Option<SocketAddr>,
     data_dir: PathBuf,
     schedule: Schedule,
     audiences: Vec<Audience>,
@@ -352,6 +401,12 @@ impl Settings {
     /// The address to listen on. Default `127.0.0.1:8080`.
     pub fn listen(&self) -> SocketAddr {
         self.listen
+    }
+
+    /// The admin listener's address (`/metrics`, `/healthz`, `/readyz`), `None` when off.
+    /// Default `127.0.0.1:8081` (port 0 when `listen`'s port is 0).
+    pub fn admin_listen(&self) -> Option<SocketAddr> {
+        self.admin_listen
     }
 
     /// The files store directory. Default `./svctoken-data`.
@@ -565,12 +620,61 @@ mod tests {
             issuer: Some("https://id.example".into()),
             listen: Some("0.0.0.0:9000".into()),
             data_dir: Some("/tmp/x".into()),
-            database_url: None,
+            ..Overrides::default()
         };
         let s = Settings::from_toml("issuer = \"https://file.example\"", &over).expect("ok");
         assert_eq!(s.issuer().as_str(), "https://id.example");
         assert_eq!(s.listen().port(), 9000);
         assert_eq!(s.data_dir(), Path::new("/tmp/x"));
+    }
+
+    #[test]
+    fn the_admin_listener_is_loopback_unless_set_and_may_be_off() {
+        let default = Settings::load(None, &Overrides::default()).expect("embedded default");
+        assert_eq!(
+            default.admin_listen(),
+            Some("127.0.0.1:8081".parse().expect("addr"))
+        );
+        let public = Overrides {
+            listen: Some("0.0.0.0:9000".into()),
+            ..Overrides::default()
+        };
+        let s = Settings::from_toml("", &public).expect("ok");
+        assert_eq!(
+            s.admin_listen(),
+            Some("127.0.0.1:8081".parse().expect("addr")),
+            "a public listen leaves the admin listener on loopback"
+        );
+        let any_port = Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            ..Overrides::default()
+        };
+        let s = Settings::from_toml("", &any_port).expect("ok");
+        assert_eq!(s.admin_listen(), Some("127.0.0.1:0".parse().expect("addr")));
+        let s = Settings::from_toml("admin_listen = \"0.0.0.0:9100\"", &any_port).expect("ok");
+        assert_eq!(
+            s.admin_listen(),
+            Some("0.0.0.0:9100".parse().expect("addr"))
+        );
+        let off = Settings::from_toml("admin_listen = \"off\"", &Overrides::default());
+        assert_eq!(off.expect("ok").admin_listen(), None);
+        let flag = Overrides {
+            admin_listen: Some("127.0.0.1:9999".into()),
+            ..Overrides::default()
+        };
+        let s = Settings::from_toml("admin_listen = \"off\"", &flag).expect("ok");
+        assert_eq!(
+            s.admin_listen(),
+            Some("127.0.0.1:9999".parse().expect("addr")),
+            "the flag wins over the file"
+        );
+        for (text, expected) in [
+            ("admin_listen = \"localhost\"", "not an address"),
+            ("admin_listen = \"127.0.0.1:8080\"", "listen's address"),
+        ] {
+            let error = load(text).expect_err(text).to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
     }
 
     #[test]

@@ -133,6 +133,8 @@ export class Issuer {
     const config = [
       `issuer = "${url}"`,
       `listen = "127.0.0.1:${port}"`,
+      // Nothing here reads /metrics or /readyz; the default admin port would collide.
+      `admin_listen = "off"`,
       `data_dir = "data"`,
       ``,
       `[[audiences]]`,

@@ -151,12 +151,7 @@ async fn ten_thousand_tasks_make_one_issuer_request_per_lifetime() {
         distinct.extend(seen);
         calls += u64::from(n);
     }
-    let issued = t.issuer.metrics().render(0, 0, 0);
-    let issued: u64 = issued
-        .lines()
-        .find_map(|l| l.strip_prefix("svctoken_tokens_issued_total "))
-        .and_then(|n| n.parse().ok())
-        .expect("counter");
+    let issued = t.issuer.metrics().tokens_issued();
     // Refresh starts with 25-35 % of the lifetime left: one request at start, then one per
     // 2.6-3.0 s of the 7 s run.
     let most = 1 + (run_for.as_secs_f64() / (lifetime * 0.65)) as u64;

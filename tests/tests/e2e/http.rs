@@ -178,40 +178,23 @@ async fn convex_custom_jwt_audience_gets_only_keys_it_can_parse() {
 }
 
 #[tokio::test]
-async fn health_readiness_and_metrics() {
+async fn health_readiness_and_metrics_are_on_the_admin_listener_only() {
     let t = spawn_issuer(&worker_client(""), Arc::new(MockClock::at_unix(START))).await;
-    for path in ["/healthz", "/readyz"] {
-        let r = t
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let (status, body) = t.admin_get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let public = t
             .http
             .get(format!("{}{path}", t.url))
             .send()
             .await
             .expect("get");
-        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(public.status(), 404, "{path} on the public listener");
     }
-    t.token(&[]).await;
-    let _ = t
-        .post_token(&[("grant_type", "client_credentials")], false)
-        .await;
-    let text = t
-        .http
-        .get(format!("{}/metrics", t.url))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("text");
-    assert!(text.contains("svctoken_tokens_issued_total 1"), "{text}");
-    assert!(
-        text.contains("svctoken_token_requests_refused_total{error=\"invalid_client\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains("svctoken_published_keys 2"),
-        "the signing key and its standby: {text}"
-    );
-    assert!(text.contains("svctoken_audit_failures_total 0"), "{text}");
+    for path in ["/nope", "/oauth/token", "/.well-known/jwks.json"] {
+        let (status, _) = t.admin_get(path).await;
+        assert_eq!(status, 404, "{path} on the admin listener");
+    }
     let missing = t
         .http
         .get(format!("{}/nope", t.url))
@@ -219,4 +202,125 @@ async fn health_readiness_and_metrics() {
         .await
         .expect("get");
     assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn a_token_request_moves_the_issued_counter_and_the_latency_histogram() {
+    let t = spawn_issuer(&worker_client(""), Arc::new(MockClock::at_unix(START))).await;
+    let issued = "svctoken_tokens_issued_total{client=\"worker\"}";
+    let latency = "svctoken_token_request_duration_seconds_count{outcome=\"issued\"}";
+    let refused_latency = "svctoken_token_request_duration_seconds_count{outcome=\"refused\"}";
+    assert_eq!(t.metric(issued).await, Some(0.0));
+    assert_eq!(t.metric(latency).await, Some(0.0));
+    t.token(&[]).await;
+    assert_eq!(t.metric(issued).await, Some(1.0));
+    assert_eq!(t.metric(latency).await, Some(1.0));
+
+    // Refusals count under the configured client, or `unknown` for an id nobody configured.
+    let _ = t
+        .post_token(&[("grant_type", "client_credentials")], false)
+        .await;
+    let _ = t
+        .post_token(
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "mallory-1"),
+                ("client_secret", "x"),
+            ],
+            false,
+        )
+        .await;
+    let _ = t
+        .post_token(
+            &[("grant_type", "client_credentials"), ("scope", "nope")],
+            true,
+        )
+        .await;
+    assert_eq!(t.metric(refused_latency).await, Some(3.0));
+    assert_eq!(
+        t.metric(
+            "svctoken_token_requests_refused_total{client=\"unknown\",error=\"invalid_client\"}"
+        )
+        .await,
+        Some(2.0)
+    );
+    assert_eq!(
+        t.metric(
+            "svctoken_token_requests_refused_total{client=\"worker\",error=\"invalid_scope\"}"
+        )
+        .await,
+        Some(1.0)
+    );
+    let (_, text) = t.admin_get("/metrics").await;
+    assert!(
+        !text.contains("mallory"),
+        "a claimed id adds no series: {text}"
+    );
+
+    let _ = t
+        .http
+        .get(format!("{}/.well-known/jwks.json", t.url))
+        .send()
+        .await
+        .expect("jwks");
+    for (series, expected) in [
+        ("svctoken_jwks_requests_total{route=\"all\"}", 1.0),
+        ("svctoken_jwks_requests_total{route=\"audience\"}", 0.0),
+        ("svctoken_published_keys", 2.0),
+        ("svctoken_key_standby_present", 1.0),
+        ("svctoken_key_can_sign", 1.0),
+        ("svctoken_active_key_age_seconds", 0.0),
+        ("svctoken_audit_failures_total", 0.0),
+    ] {
+        assert_eq!(t.metric(series).await, Some(expected), "{series}");
+    }
+    assert!(
+        t.metric("svctoken_audit_batch_size_count").await >= Some(1.0),
+        "the fail-closed trail recorded batches"
+    );
+}
+
+#[tokio::test]
+async fn a_key_change_saved_by_a_command_counts_as_by_cli() {
+    use svctoken_issuer::audit::{Auditor, ChangedBy};
+    use svctoken_issuer::rotation::{AuditJournal, rotate_now};
+    use svctoken_issuer::store::{KeyStore, MemoryStore};
+    use svctoken_mint::Clock;
+
+    let clock = Arc::new(MockClock::at_unix(START));
+    let store = Arc::new(MemoryStore::new());
+    let t = spawn_issuer_with(&worker_client(""), store.clone(), clock.clone()).await;
+    let timer = "svctoken_key_rotations_total{by=\"timer\"}";
+    let cli = "svctoken_key_rotations_total{by=\"cli\"}";
+    assert_eq!(t.metric(cli).await, Some(0.0));
+
+    // What `svctoken keys rotate` does from its own process, on the same store.
+    clock.advance(std::time::Duration::from_secs(3600));
+    let schedule = t.issuer.settings().schedule().clone();
+    let command = Auditor::disabled();
+    let journal = AuditJournal::new(&command, ChangedBy::Cli);
+    let events = rotate_now(
+        store.as_ref() as &dyn KeyStore,
+        &schedule,
+        clock.unix_secs(),
+        &journal,
+    )
+    .expect("rotate");
+    assert!(!events.is_empty());
+    let issuer = t.issuer.clone();
+    tokio::task::spawn_blocking(move || issuer.refresh())
+        .await
+        .expect("join")
+        .expect("refresh");
+    assert_eq!(t.metric(cli).await, Some(1.0));
+    assert_eq!(
+        t.metric(timer).await,
+        Some(0.0),
+        "the timer changed nothing"
+    );
+    let (_, text) = t.admin_get("/metrics").await;
+    assert!(
+        text.contains("svctoken_key_next_activation_seconds"),
+        "{text}"
+    );
 }

@@ -263,7 +263,7 @@ async fn a_joining_replica_signs_only_once_every_verifier_holds_its_key() {
     assert_eq!(body["error"], "temporarily_unavailable");
     let ready = b
         .http
-        .get(format!("{}/readyz", b.url))
+        .get(format!("{}/readyz", b.admin_url))
         .send()
         .await
         .expect("readyz");
@@ -307,7 +307,7 @@ async fn a_joining_replica_signs_only_once_every_verifier_holds_its_key() {
         .expect("b's token verifies through a's JWKS");
     let ready = b
         .http
-        .get(format!("{}/readyz", b.url))
+        .get(format!("{}/readyz", b.admin_url))
         .send()
         .await
         .expect("readyz");
