@@ -9,9 +9,9 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, ValueEnum};
-use svctoken_issuer::Issuer;
 use svctoken_issuer::clients::SecretHash;
 use svctoken_issuer::settings::{ADMIN_LISTEN_OFF, ClientConfig, DEFAULT_LISTEN, Settings};
+use svctoken_issuer::{Issuer, TlsCertificate, TlsListener};
 use svctoken_mint::SystemClock;
 use tokio::net::TcpListener;
 use zeroize::Zeroizing;
@@ -167,6 +167,8 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         if settings.clients().iter().next().is_none() {
             tracing::warn!("no [[clients]] are configured: nobody can fetch tokens");
         }
+        // Loaded before anything is served, so a bad pair stops the start with its reason.
+        let tls = settings.tls().map(TlsCertificate::load).transpose()?;
         let admin = bind_admin(settings.admin_listen()).await?;
         let admin_bound = admin.as_ref().map(TcpListener::local_addr).transpose()?;
         let issuer = tokio::task::spawn_blocking(move || {
@@ -174,7 +176,13 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         })
         .await??;
         banner(&issuer, bound, admin_bound, &dev_secret_file);
-        svctoken_issuer::serve(listener, admin, issuer, shutdown_signal()).await?;
+        match tls {
+            Some(certificate) => {
+                let listener = TlsListener::new(listener, certificate)?;
+                svctoken_issuer::serve(listener, admin, issuer, shutdown_signal()).await?;
+            }
+            None => svctoken_issuer::serve(listener, admin, issuer, shutdown_signal()).await?,
+        }
         println!("svctoken: stopped");
         Ok(())
     })

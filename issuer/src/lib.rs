@@ -61,7 +61,7 @@ pub mod settings;
 pub mod store;
 
 pub use error::{Error, Result};
-pub use http::{admin_router, router, serve};
+pub use http::{TlsCertificate, TlsListener, admin_router, router, serve, tls};
 pub use issuer::Issuer;
 pub use lifecycle::LIFECYCLE_INTERVAL;
 pub use metrics::Metrics;

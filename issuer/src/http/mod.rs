@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::{Listener, ListenerExt as _};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -23,7 +24,10 @@ use crate::oauth::BODY_LIMIT;
 use crate::{Issuer, lifecycle};
 
 mod response;
+pub mod tls;
 mod token;
+
+pub use tls::{TlsCertificate, TlsListener};
 
 /// The public routes: discovery, the JWKS documents and the token endpoint. Anything else
 /// (`/metrics`, `/healthz` and `/readyz` included: they are the admin listener's) is 404.
@@ -68,18 +72,24 @@ pub fn admin_router(issuer: Issuer) -> Router {
 /// routes) until `shutdown` resolves, running the key lifecycle every
 /// [`LIFECYCLE_INTERVAL`](crate::LIFECYCLE_INTERVAL). In-flight requests finish before it
 /// returns.
-pub async fn serve(
-    listener: TcpListener,
+///
+/// `listener` is a [`TcpListener`] for plain HTTP, or a [`TlsListener`] for HTTPS.
+pub async fn serve<L>(
+    listener: L,
     admin: Option<TcpListener>,
     issuer: Issuer,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: Listener<Addr = SocketAddr>,
+{
     let lifecycle = tokio::spawn(lifecycle::run(issuer.clone()));
     let (stop_admin, admin_stopped) = tokio::sync::watch::channel(());
     let admin =
         admin.map(|listener| tokio::spawn(serve_admin(listener, issuer.clone(), admin_stopped)));
     let app = router(issuer.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app)
+    // `tap_io` gives any listener the peer address as `ConnectInfo`.
+    let served = axum::serve(listener.tap_io(|_| {}), app)
         .with_graceful_shutdown(shutdown)
         .await;
     drop(stop_admin);

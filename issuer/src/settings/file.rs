@@ -50,6 +50,18 @@ pub(crate) struct ConfigFile {
     /// The audit trail.
     #[serde(default)]
     pub(crate) audit: AuditConfig,
+    /// TLS on the public listener. Default: none (plain HTTP, behind a TLS-terminating proxy).
+    pub(crate) tls: Option<TlsConfig>,
+}
+
+/// `[tls]`: the public listener serves HTTPS with this certificate.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM, leaf first.
+    pub cert: PathBuf,
+    /// Its private key, PEM (PKCS#8, SEC1 or PKCS#1).
+    pub key: PathBuf,
 }
 
 /// `[audit]`: where every mint and refusal is recorded.

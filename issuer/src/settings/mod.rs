@@ -17,7 +17,9 @@ use svctoken_mint::{DEFAULT_TTL, IssuerUrl};
 
 pub use crate::audience::{Audience, Profile};
 pub use client::MAX_TTL_LIMIT;
-pub use file::{AuditConfig, ClientConfig, RateLimitConfig, TrustedIssuerConfig, parse_duration};
+pub use file::{
+    AuditConfig, ClientConfig, RateLimitConfig, TlsConfig, TrustedIssuerConfig, parse_duration,
+};
 
 use crate::clients::ClientRegistry;
 use crate::peer::TrustedProxies;
@@ -207,7 +209,14 @@ impl Config {
             .issuer
             .clone()
             .or(self.file.issuer.clone())
-            .unwrap_or_else(|| format!("http://{listen}"));
+            .unwrap_or_else(|| {
+                let scheme = if self.file.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://{listen}")
+            });
         let issuer = IssuerUrl::parse(&issuer_text).map_err(|e| Error::Config(e.to_string()))?;
         check_issuer_path(&issuer)?;
         let audiences = audiences(&self.file)?;
@@ -276,6 +285,10 @@ impl Config {
                 file: audit_file,
                 ..self.file.audit.clone()
             },
+            tls: self.file.tls.as_ref().map(|tls| TlsConfig {
+                cert: self.base.join(&tls.cert),
+                key: self.base.join(&tls.key),
+            }),
             embedded_default: self.is_embedded_default(),
         })
     }
@@ -379,6 +392,7 @@ pub struct Settings {
     rate_limit: Option<RateLimitConfig>,
     replication: Option<Replication>,
     audit: AuditConfig,
+    tls: Option<TlsConfig>,
     embedded_default: bool,
 }
 
@@ -407,6 +421,11 @@ impl Settings {
     /// Default `127.0.0.1:8081` (port 0 when `listen`'s port is 0).
     pub fn admin_listen(&self) -> Option<SocketAddr> {
         self.admin_listen
+    }
+
+    /// The public listener's certificate and key files (`[tls]`), when it serves HTTPS.
+    pub fn tls(&self) -> Option<&TlsConfig> {
+        self.tls.as_ref()
     }
 
     /// The files store directory. Default `./svctoken-data`.

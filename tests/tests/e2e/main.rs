@@ -18,5 +18,6 @@ mod issuer_path;
 mod proxy;
 mod rotation;
 mod soak;
+mod tls;
 mod upstream;
 mod verify_layer;
