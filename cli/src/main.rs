@@ -466,3 +466,20 @@ pub(crate) fn time(secs: u64) -> String {
         });
     formatted.unwrap_or_else(|| secs.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::{Cli, Command, KeysCommand};
+
+    #[test]
+    fn keys_revoke_takes_a_kid_that_starts_with_a_hyphen() {
+        let cli = Cli::try_parse_from(["svctoken", "keys", "revoke", "-Zt2aB", "--data-dir", "d"])
+            .expect("a kid starting with '-' parses");
+        let Command::Keys(KeysCommand::Revoke { kid, .. }) = cli.command else {
+            panic!("not keys revoke");
+        };
+        assert_eq!(kid, "-Zt2aB");
+    }
+}
