@@ -13,16 +13,18 @@ use svctoken_tests::soak::{Grant, Scenario};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_soak_generator_gets_tokens_for_every_grant() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let scenario = Scenario::start(dir.path(), 0).await.expect("scenario");
+    let mut scenario = Scenario::start(dir.path(), 0).await.expect("scenario");
     let config = std::fs::read_to_string(&scenario.config).expect("config written");
     let addr = scenario.issuer.trim_start_matches("http://").to_owned();
-    let _issuer = spawn_issuer_at(
+    let issuer = spawn_issuer_at(
         &addr,
         &config,
         Arc::new(MemoryStore::new()),
         Arc::new(SystemClock),
     )
     .await;
+    // The in-process issuer's admin routes are on a listener of the harness's own.
+    scenario.admin = issuer.admin_url.clone();
     scenario
         .wait_ready(Duration::from_secs(10))
         .await
