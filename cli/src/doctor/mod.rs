@@ -8,6 +8,7 @@
 mod checks;
 mod net;
 mod report;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,7 +20,7 @@ use reqwest::Url;
 use reqwest::header::{CACHE_CONTROL, DATE};
 use serde_json::{Map, Value, json};
 use svctoken_client::{ClientCredentials, Endpoint, TokenSource as _};
-use svctoken_jwks::{Jwks, Validation, Verifier};
+use svctoken_jwks::Jwks;
 use zeroize::Zeroizing;
 
 use checks::Profile;
@@ -92,6 +93,7 @@ pub(crate) fn doctor(args: &DoctorArgs) -> ExitCode {
         args,
         http,
         report: Report::default(),
+        fell_back: false,
     };
     runtime.block_on(doctor.run(credentials));
     doctor.report.summary();
@@ -201,6 +203,8 @@ struct Doctor<'a> {
     args: &'a DoctorArgs,
     http: reqwest::Client,
     report: Report,
+    /// The issuer serves no JWKS for `--audience`: `jwks_uri` was checked instead.
+    fell_back: bool,
 }
 
 impl Doctor<'_> {
@@ -326,7 +330,13 @@ impl Doctor<'_> {
                 return None;
             }
         };
-        self.report.add("jwks", Outcome::pass(url.clone()));
+        let note = if self.fell_back {
+            " (the issuer serves no JWKS for --audience: jwks_uri, as for Convex OIDC)"
+        } else {
+            ""
+        };
+        self.report
+            .add("jwks", Outcome::pass(format!("{url}{note}")));
         let cache_control = fetched.header(CACHE_CONTROL);
         self.report.add(
             "jwks cache",
@@ -368,7 +378,7 @@ impl Doctor<'_> {
         {
             match net::get(&self.http, &url).await {
                 Ok(fetched) if fetched.status != 404 => return Some((url, fetched)),
-                Ok(_) => {}
+                Ok(_) => self.fell_back = true,
                 Err(e) => {
                     self.report.add("jwks", Outcome::fail(format!("{e:#}")));
                     return None;
@@ -430,27 +440,22 @@ impl Doctor<'_> {
                 return;
             }
         };
-        let outcome = token_issuer(&claims, &self.args.issuer, discovered);
+        let outcome = token::issuer(&claims, &self.args.issuer, discovered);
         self.report.add("token iss", outcome);
-        let outcome = token_audience(&claims, self.args.audience.as_deref(), self.args.profile);
+        let outcome = token::audience(&claims, self.args.audience.as_deref(), self.args.profile);
         self.report.add("token aud", outcome);
-        let outcome = token_header(&header, jwks, self.args.profile);
+        let outcome = token::header(&header, jwks, self.args.profile);
         self.report.add("token header", outcome);
         if let Some(jwks) = jwks {
             self.report
-                .add("token signature", signature(token, &claims, jwks));
+                .add("token signature", token::signature(token, &claims, jwks));
         }
         self.report.add(
             "token times",
             checks::token_times(&claims, self.args.profile),
         );
-        let outcome = match claims.get("sub") {
-            Some(Value::String(sub)) => Outcome::pass(format!("{sub:?}")),
-            Some(other) => Outcome::fail(format!("`sub` is {other}: Convex needs a string")),
-            None => Outcome::fail("the token has no `sub`: Convex needs one"),
-        };
-        self.report.add("token sub", outcome);
-        self.report.add("claims", exposed_claims(&claims));
+        self.report.add("token sub", token::subject(&claims));
+        self.report.add("claims", token::exposed_claims(&claims));
     }
 
     /// Calls `function` as a query with the token and prints what it returns.
@@ -517,142 +522,6 @@ fn profile_name(profile: Profile) -> &'static str {
     }
 }
 
-/// `iss` equal byte for byte to `--issuer` and to discovery's `issuer`.
-fn token_issuer(claims: &Map<String, Value>, given: &str, discovered: Option<&str>) -> Outcome {
-    let Some(iss) = claims.get("iss").and_then(Value::as_str) else {
-        return Outcome::fail("the token has no string `iss`");
-    };
-    if iss != given {
-        return Outcome::fail(format!(
-            "iss {iss:?} differs from --issuer {given:?}: Convex matches the provider's issuer \
-             against it. Use {iss:?} in auth.config.ts, or set the issuer's `issuer`"
-        ));
-    }
-    match discovered {
-        Some(d) if d != iss => {
-            Outcome::fail(format!("iss {iss:?} differs from discovery's issuer {d:?}"))
-        }
-        _ => Outcome::pass(format!("{iss:?}, as given")),
-    }
-}
-
-/// `aud` contains the audience (Convex's applicationID); OIDC wants exactly one.
-fn token_audience(
-    claims: &Map<String, Value>,
-    audience: Option<&str>,
-    profile: Profile,
-) -> Outcome {
-    let audiences = match checks::audiences(claims) {
-        Ok(audiences) => audiences,
-        Err(e) => return Outcome::fail(e),
-    };
-    if profile == Profile::ConvexOidc && audiences.len() > 1 {
-        return Outcome::fail(format!(
-            "aud {audiences:?} has several entries: Convex's OIDC provider accepts one"
-        ));
-    }
-    match audience {
-        Some(a) if audiences.contains(&a) => {
-            Outcome::pass(format!("{audiences:?} contains {a:?} (the applicationID)"))
-        }
-        Some(a) => Outcome::fail(format!(
-            "aud {audiences:?} lacks {a:?}: Convex matches applicationID against it. Ask for \
-             audience {a:?} (the client must be allowed it)"
-        )),
-        None if audiences.is_empty() => {
-            Outcome::fail("the token has no `aud`: a provider with an applicationID refuses it")
-        }
-        None => Outcome::pass(format!(
-            "{audiences:?}: auth.config.ts's applicationID must be one of these (--audience checks \
-             which)"
-        )),
-    }
-}
-
-/// The header as the provider reads it: `typ`, `alg` and `kid`, and the key it names.
-fn token_header(header: &Map<String, Value>, jwks: Option<&Jwks>, profile: Profile) -> Outcome {
-    let alg = header
-        .get("alg")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let typ = header.get("typ").and_then(Value::as_str);
-    let kid = header.get("kid").and_then(Value::as_str);
-    match profile {
-        Profile::ConvexCustomJwt if typ != Some("JWT") => {
-            return Outcome::fail(format!("typ {typ:?}: customJwt needs \"JWT\""));
-        }
-        Profile::ConvexCustomJwt if !matches!(alg, "ES256" | "RS256") => {
-            return Outcome::fail(format!("alg {alg:?}: customJwt verifies ES256 or RS256"));
-        }
-        Profile::ConvexOidc if !matches!(alg, "RS256" | "EdDSA") => {
-            return Outcome::fail(format!(
-                "alg {alg:?}: Convex's OIDC provider verifies RS256 or EdDSA"
-            ));
-        }
-        _ => {}
-    }
-    let Some(kid) = kid else {
-        return match profile {
-            Profile::ConvexCustomJwt => Outcome::fail("no `kid`: customJwt needs one"),
-            _ => Outcome::warn("no `kid`: Convex can pick a key only while the JWKS has one"),
-        };
-    };
-    let Some(jwks) = jwks else {
-        return Outcome::warn(format!(
-            "alg {alg}, kid {kid:?} (the JWKS could not be checked)"
-        ));
-    };
-    let Some(key) = jwks.find(kid) else {
-        return Outcome::fail(format!(
-            "kid {kid:?} is not in the JWKS Convex reads: it never refetches on an unknown kid, \
-             so tokens fail until max-age passes. Publish keys before they sign"
-        ));
-    };
-    match key.algorithm() {
-        Ok(key_alg) if key_alg.as_str() == alg => Outcome::pass(format!(
-            "typ {}, alg {alg}, kid {kid:?} found in the JWKS",
-            typ.unwrap_or("(none)")
-        )),
-        Ok(key_alg) => Outcome::fail(format!(
-            "alg {alg} but key {kid:?} is {}: the provider refuses it",
-            key_alg.as_str()
-        )),
-        Err(e) => Outcome::fail(format!("key {kid:?}: {e}")),
-    }
-}
-
-/// The signature, checked with the key set (and the token's own `iss` and `aud`: those have
-/// their own lines).
-fn signature(token: &str, claims: &Map<String, Value>, jwks: &Jwks) -> Outcome {
-    let iss = claims
-        .get("iss")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let Some(aud) = checks::audiences(claims)
-        .ok()
-        .and_then(|a| a.first().map(|s| s.to_string()))
-    else {
-        return Outcome::fail("no `aud` to verify against");
-    };
-    match Verifier::new(jwks, Validation::new(iss, aud)).verify(token, SystemTime::now()) {
-        Ok(_) => Outcome::pass("verifies with the published key"),
-        Err(e) => Outcome::fail(format!("{e}: Convex would refuse the token")),
-    }
-}
-
-/// The claims a Convex function sees in `ctx.auth.getUserIdentity()` (besides `issuer` and
-/// `tokenIdentifier`).
-fn exposed_claims(claims: &Map<String, Value>) -> Outcome {
-    let shown: Map<String, Value> = ["sub", "client_id", "scope", "act"]
-        .into_iter()
-        .filter_map(|name| claims.get(name).map(|v| (name.to_owned(), v.clone())))
-        .collect();
-    Outcome::pass(format!(
-        "Convex will expose {} (sub as `subject`)",
-        Value::Object(shown)
-    ))
-}
-
 /// What a Convex `/api/query` answer says: the function's value, or its error.
 fn query_outcome(function: &str, fetched: &Fetched) -> Outcome {
     let body: Value = match serde_json::from_slice(&fetched.body) {
@@ -685,5 +554,83 @@ fn query_outcome(function: &str, fetched: &Fetched) -> Outcome {
                 .and_then(Value::as_str)
                 .map_or_else(|| body.to_string(), str::to_owned)
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use report::Status;
+
+    fn answer(status: u16, body: &str) -> Fetched {
+        Fetched {
+            status,
+            headers: reqwest::header::HeaderMap::new(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn query_answers_are_read_as_convex_sends_them() {
+        let ok = answer(
+            200,
+            r#"{"status":"success","value":{"subject":"svc:dev"},"logLines":[]}"#,
+        );
+        let outcome = query_outcome("auth:whoami", &ok);
+        assert_eq!(outcome.status, Status::Pass);
+        assert!(
+            outcome.detail.contains(r#"{"subject":"svc:dev"}"#),
+            "{}",
+            outcome.detail
+        );
+
+        let null = answer(200, r#"{"status":"success","value":null,"logLines":[]}"#);
+        assert_eq!(query_outcome("auth:whoami", &null).status, Status::Warn);
+
+        let error = answer(
+            200,
+            r#"{"status":"error","errorMessage":"Could not find function","logLines":[]}"#,
+        );
+        let outcome = query_outcome("auth:whoami", &error);
+        assert_eq!(outcome.status, Status::Fail);
+        assert!(outcome.detail.contains("Could not find function"));
+
+        let refused = answer(
+            401,
+            r#"{"code":"InvalidAuthHeader","message":"Token expired"}"#,
+        );
+        let outcome = query_outcome("auth:whoami", &refused);
+        assert_eq!(outcome.status, Status::Fail);
+        assert!(
+            outcome.detail.contains("HTTP 401: Token expired"),
+            "{}",
+            outcome.detail
+        );
+
+        let html = answer(502, "<html>bad gateway</html>");
+        assert_eq!(query_outcome("auth:whoami", &html).status, Status::Fail);
+    }
+
+    #[test]
+    fn urls_derived_from_the_issuer() {
+        assert_eq!(
+            audience_jwks_url("https://auth.example.com", "convex").as_deref(),
+            Some("https://auth.example.com/audiences/convex/jwks.json")
+        );
+        assert_eq!(
+            audience_jwks_url("https://example.com/auth", "a b/c").as_deref(),
+            Some("https://example.com/auth/audiences/a%20b%2Fc/jwks.json")
+        );
+        assert_eq!(
+            tls_target("https://auth.example.com").expect("target"),
+            ("auth.example.com".to_owned(), 443)
+        );
+        assert_eq!(
+            tls_target("https://[::1]:8443/x").expect("target"),
+            ("::1".to_owned(), 8443)
+        );
+        assert!(http_url("--issuer", "auth.example.com").is_err());
+        assert!(http_url("--issuer", "ftp://auth.example.com").is_err());
+        assert!(http_url("--issuer", "https://auth.example.com").is_ok());
     }
 }
