@@ -192,3 +192,47 @@ fn not_after(der: &[u8]) -> Result<SystemTime> {
         .not_after
         .to_system_time())
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
+    use super::*;
+
+    /// A self-signed P-256 certificate (CN=doctor.test), notAfter 2036-11-30T11:47:58Z.
+    const CERTIFICATE: &str = "MIIBgTCCASegAwIBAgIUHuVBpAY08REB6kOArqFWRNPtibYwCgYIKoZIzj0EAwIwFjEUMBIGA1UEAwwLZG9jdG9yLnRlc3QwHhcNMjYxMjAzMTE0NzU4WhcNMzYxMTMwMTE0NzU4WjAWMRQwEgYDVQQDDAtkb2N0b3IudGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABK3O2FNEXJZAkaMJAR8v64FmWKN8lQKgaViZhq65l7GHi4XHAO3zr6RAU/+zdytxwvHPOa5pK+8P7tdzJvOVVyOjUzBRMB0GA1UdDgQWBBRxo8aKUrsWmsdxkyKeG7Sx3OdpSDAfBgNVHSMEGDAWgBRxo8aKUrsWmsdxkyKeG7Sx3OdpSDAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIQDdk8cb1MA/ygjztnr0cCBUJT9ZtWPm+IhYeadVNqaewQIgMyKYddPoZ5GWqsNfYCZSsGhYSAbT03Yvs7tci9DQVoE=";
+
+    #[test]
+    fn not_after_is_read_from_the_certificate() {
+        let der = STANDARD.decode(CERTIFICATE).expect("base64");
+        let expected = SystemTime::UNIX_EPOCH + Duration::from_secs(2_111_658_478);
+        assert_eq!(not_after(&der).expect("certificate"), expected);
+        assert!(not_after(b"not a certificate").is_err());
+        assert!(not_after(&der[..der.len() / 2]).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_is_not_tls_is_an_error_not_a_panic() {
+        // Nobody listening.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        assert!(certificate_not_after("127.0.0.1", port).await.is_err());
+        // A listener that closes every connection at once.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                drop(stream);
+            }
+        });
+        let error = certificate_not_after("127.0.0.1", port)
+            .await
+            .expect_err("no TLS there");
+        assert!(error.to_string().contains("127.0.0.1"), "{error:#}");
+    }
+}
