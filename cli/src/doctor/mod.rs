@@ -305,21 +305,8 @@ impl Doctor<'_> {
     /// Fetches the JWKS Convex will use and checks it: status, type, caching, keys, standby.
     async fn jwks(&mut self, issuer: &str, discovery: &Discovery) -> Option<Jwks> {
         let (url, fetched) = self.fetch_jwks(issuer, discovery).await?;
-        if fetched.status != 200 {
-            let outcome = Outcome::fail(format!(
-                "GET {url} answered {}: Convex needs 200",
-                fetched.status
-            ));
-            self.report.add("jwks", outcome);
-            return None;
-        }
-        if !fetched.content_type_is(&["application/json", "application/jwk-set+json"]) {
-            let outcome = Outcome::fail(format!(
-                "GET {url} answered Content-Type {:?}: Convex needs application/json (or \
-                 application/jwk-set+json)",
-                fetched.header(reqwest::header::CONTENT_TYPE)
-            ));
-            self.report.add("jwks", outcome);
+        if let Some(refused) = jwks_response_refused(&url, &fetched) {
+            self.report.add("jwks", refused);
             return None;
         }
         let verdict = match checks::judge_jwks(&fetched.body, self.args.profile) {
@@ -343,17 +330,9 @@ impl Doctor<'_> {
             checks::cache_control(cache_control.as_deref()),
         );
         self.report.add("jwks private", verdict.private);
-        let provider = format!(
-            "provider type {} (profile {}, from --profile: discovery does not say)",
-            self.args.profile.provider(),
-            profile_name(self.args.profile),
-        );
         self.report.add(
             "provider",
-            Outcome {
-                detail: format!("{provider}: {}", verdict.compatible.detail),
-                ..verdict.compatible
-            },
+            provider_outcome(self.args.profile, verdict.compatible),
         );
         let max_age = match checks::parse_cache_control(cache_control.as_deref()) {
             checks::Caching::MaxAge(age) => Some(age),
@@ -485,6 +464,39 @@ fn discovery_outcome(url: &str, fetched: &Fetched) -> Outcome {
         ))
     } else {
         Outcome::pass(format!("{url}: 200, application/json"))
+    }
+}
+
+/// The `fail` of a JWKS response Convex refuses (not 200, not a JSON content type); `None`
+/// when it reads on.
+fn jwks_response_refused(url: &str, fetched: &Fetched) -> Option<Outcome> {
+    if fetched.status != 200 {
+        Some(Outcome::fail(format!(
+            "GET {url} answered {}: Convex needs 200",
+            fetched.status
+        )))
+    } else if !fetched.content_type_is(&["application/json", "application/jwk-set+json"]) {
+        Some(Outcome::fail(format!(
+            "GET {url} answered Content-Type {:?}: Convex needs application/json (or \
+             application/jwk-set+json)",
+            fetched.header(reqwest::header::CONTENT_TYPE)
+        )))
+    } else {
+        None
+    }
+}
+
+/// The provider line: which Convex provider type the profile means, and whether it accepts the
+/// keys.
+fn provider_outcome(profile: Profile, compatible: Outcome) -> Outcome {
+    Outcome {
+        detail: format!(
+            "provider type {} (profile {}, from --profile: discovery does not say): {}",
+            profile.provider(),
+            profile_name(profile),
+            compatible.detail
+        ),
+        ..compatible
     }
 }
 
