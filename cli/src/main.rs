@@ -18,6 +18,7 @@ use svctoken_mint::{Clock as _, SystemClock};
 mod clients;
 mod convex_config;
 mod data_dir;
+mod doctor;
 mod init;
 mod journal;
 mod keys;
@@ -154,6 +155,13 @@ enum Command {
         #[command(flatten)]
         token: remote::TokenArgs,
     },
+    /// Check a live issuer the way Convex will: discovery, issuer spelling, JWKS and its
+    /// caching, a standby key, TLS, clock skew and, with credentials, a token (and a call).
+    /// Prints pass/warn/fail lines; exits 0 when nothing failed, 1 when something did.
+    #[command(
+        after_help = "Examples:\n  svctoken doctor --issuer https://auth.example.com --audience convex\n  svctoken doctor --issuer http://127.0.0.1:8080 --client-id dev --client-secret-file svctoken-data/dev-client-secret\n  svctoken doctor --issuer https://auth.example.com --audience convex --client-id billing-worker --private-key billing-worker.pem --deployment https://happy-otter-123.convex.cloud --function auth:whoami\n\nFor --function, export a query from the Convex app that returns the identity:\n  export const whoami = query({ handler: async (ctx) => await ctx.auth.getUserIdentity() })"
+    )]
+    Doctor(doctor::DoctorArgs),
     /// Print the convex/auth.config.ts provider entry that trusts this issuer.
     #[command(
         after_help = "Examples:\n  svctoken convex-config --issuer https://auth.example.com\n  svctoken convex-config --data-uri    # embed the JWKS: Convex never fetches it"
@@ -235,7 +243,7 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let cli = parse();
     match run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("svctoken: {e:#}");
             ExitCode::FAILURE
@@ -262,8 +270,9 @@ fn parse() -> Cli {
     cli
 }
 
-fn run(command: Command) -> Result<()> {
-    match command {
+fn run(command: Command) -> Result<ExitCode> {
+    let done = match command {
+        Command::Doctor(args) => return Ok(doctor::doctor(&args)),
         Command::Serve(args) => serve::serve(&args),
         Command::Init(args) => init::init(&args),
         Command::Clients(ClientsCommand::Add(args)) => clients::add(&args),
@@ -307,7 +316,8 @@ fn run(command: Command) -> Result<()> {
             args,
             token,
         } => remote::call(&deployment, kind, &path, &args, &token),
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 impl ConfigArgs {

@@ -1,6 +1,6 @@
 //! `svctoken token` and `svctoken call`: the client side, for scripts and `curl`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
@@ -74,28 +74,34 @@ impl TokenArgs {
     }
 
     fn secret_source(&self, endpoint: Endpoint) -> Result<ClientCredentials> {
-        let secret = match &self.client_secret_file {
-            Some(path) => Zeroizing::new(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("reading the client secret from {}", path.display()))?
-                    .trim()
-                    .to_owned(),
-            ),
-            None => Zeroizing::new(std::env::var("SVCTOKEN_CLIENT_SECRET").map_err(|_| {
-                anyhow!(
-                    "no client secret: pass --client-secret-file FILE or set SVCTOKEN_CLIENT_SECRET"
-                )
-            })?),
-        };
-        if secret.is_empty() {
-            bail!("the client secret is empty");
-        }
+        let secret = read_client_secret(self.client_secret_file.as_deref())?;
         let mut source = ClientCredentials::new(endpoint, &self.client_id, secret.as_str());
         if self.client_secret_post {
             source = source.auth_method(AuthMethod::ClientSecretPost);
         }
         Ok(source)
     }
+}
+
+/// The client secret from `path` (trimmed), or else from `SVCTOKEN_CLIENT_SECRET`; never empty.
+pub(crate) fn read_client_secret(path: Option<&Path>) -> Result<Zeroizing<String>> {
+    let secret = match path {
+        Some(path) => Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the client secret from {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => Zeroizing::new(std::env::var("SVCTOKEN_CLIENT_SECRET").map_err(|_| {
+            anyhow!(
+                "no client secret: pass --client-secret-file FILE or set SVCTOKEN_CLIENT_SECRET"
+            )
+        })?),
+    };
+    if secret.is_empty() {
+        bail!("the client secret is empty");
+    }
+    Ok(secret)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
