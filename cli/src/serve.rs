@@ -10,7 +10,9 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, ValueEnum};
 use svctoken_issuer::clients::SecretHash;
-use svctoken_issuer::settings::{ADMIN_LISTEN_OFF, ClientConfig, DEFAULT_LISTEN, Settings};
+use svctoken_issuer::settings::{
+    ADMIN_LISTEN_OFF, ClientConfig, DEFAULT_LISTEN, Overrides, Settings,
+};
 use svctoken_issuer::{Issuer, TlsCertificate, TlsListener};
 use svctoken_mint::SystemClock;
 use tokio::net::TcpListener;
@@ -176,6 +178,11 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         })
         .await??;
         banner(&issuer, bound, admin_bound, &dev_secret_file);
+        let reloads = tokio::spawn(reload_on_hangup(
+            issuer.clone(),
+            args.config.clone(),
+            overrides.clone(),
+        ));
         match tls {
             Some(certificate) => {
                 let listener = TlsListener::new(listener, certificate)?;
@@ -183,9 +190,46 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
             }
             None => svctoken_issuer::serve(listener, admin, issuer, shutdown_signal()).await?,
         }
+        reloads.abort();
         println!("svctoken: stopped");
         Ok(())
     })
+}
+
+/// On each SIGHUP, reads the configuration file again and hands it to the running issuer,
+/// which takes up its clients, audiences, trusted issuers, trusted proxies and rate limits. A
+/// file that doesn't load or validate, or that changes what only a restart can, is refused
+/// with its reason in the log, and the configuration in use is kept.
+async fn reload_on_hangup(issuer: Issuer, config: ConfigArgs, overrides: Overrides) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("SIGHUP can't be watched: reloading the configuration needs a restart");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let (config, overrides) = (config.clone(), overrides.clone());
+        let read = tokio::task::spawn_blocking(move || {
+            let config = crate::load_config(&config)?;
+            if config.is_embedded_default() {
+                anyhow::bail!(
+                    "no configuration file to reload: this issuer runs the embedded default \
+                     (start it with --config to reload one)"
+                );
+            }
+            Ok(config.validate(&overrides)?)
+        })
+        .await;
+        let outcome = match read {
+            Ok(Ok(settings)) => issuer.reload(settings).await.map_err(anyhow::Error::from),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(anyhow!("reading the configuration stopped: {e}")),
+        };
+        if let Err(e) = outcome {
+            tracing::error!(
+                "SIGHUP: the new configuration is refused, the one in use is kept: {e:#}"
+            );
+        }
+    }
 }
 
 /// Binds the admin listener, unless it is off.

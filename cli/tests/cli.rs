@@ -2212,3 +2212,54 @@ fn convex_config_warns_that_the_cloud_cannot_reach_a_loopback_issuer() {
         );
     }
 }
+
+/// SIGHUP makes a running `serve` read its configuration file again: a client added to the
+/// file gets tokens without a restart; a file that doesn't load is refused and the clients in
+/// use keep working.
+#[test]
+fn sighup_reloads_the_configuration_and_keeps_it_when_the_new_one_is_bad() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ok(&svctoken(dir.path(), &["init"]));
+    let dev = std::fs::read_to_string(dir.path().join("svctoken-data/dev-client-secret"))
+        .expect("dev secret");
+    let server = Server::start(
+        dir.path(),
+        &["--config", "svctoken.toml", "--listen", "127.0.0.1:0"],
+        false,
+    );
+    let hang_up = || {
+        let status = Command::new("kill")
+            .args(["-HUP", &server.child.id().to_string()])
+            .status()
+            .expect("kill -HUP");
+        assert!(status.success());
+    };
+    let file = dir.path().join("svctoken.toml");
+    let original = std::fs::read_to_string(&file).expect("config");
+    let secret = "sts_added-while-running-000000000000000000000";
+    let added = format!(
+        "{original}\n[[clients]]\nid = \"later\"\nsecret_sha256 = \"{}\"\n",
+        svctoken_issuer::clients::SecretHash::of(secret).to_hex()
+    );
+    std::fs::write(&file, added).expect("write config");
+    assert_eq!(fetch_token(&server.issuer(), "later", secret, None).0, 401);
+    hang_up();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fetch_token(&server.issuer(), "later", secret, None).0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the added client never got a token"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    std::fs::write(&file, "[[clients]]\nid = 5\n").expect("write a broken config");
+    hang_up();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(fetch_token(&server.issuer(), "later", secret, None).0, 200);
+    assert_eq!(
+        fetch_token(&server.issuer(), "dev", dev.trim(), None).0,
+        200
+    );
+    let _ = server.stop();
+}

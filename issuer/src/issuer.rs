@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use svctoken_mint::oauth::TokenResponse;
 use svctoken_mint::{Clock, Minter};
 
 use crate::audit::{self, AuditEvent, Auditor, ChangedBy};
 use crate::oauth::{Granted, OAuthError, Refusal, RefusalReason, TokenEndpoint, TokenForm};
 use crate::rotation::AuditJournal;
-use crate::{AuditConfig, ClientRegistry, KeyRing, KeyStore, Metrics, Peer, Result, Settings};
+use crate::{AuditConfig, KeyRing, KeyStore, Metrics, Peer, Result, Settings};
 
 /// A running issuer's shared state. Cheap to clone.
 #[derive(Clone)]
@@ -18,10 +20,13 @@ pub struct Issuer {
 }
 
 struct Inner {
-    settings: Settings,
+    /// Swapped, with `endpoint`, by [`Issuer::reload`].
+    settings: ArcSwap<Settings>,
     keys: KeyRing,
     minter: Minter,
-    endpoint: TokenEndpoint,
+    endpoint: ArcSwap<TokenEndpoint>,
+    /// One reload at a time.
+    reloading: std::sync::Mutex<()>,
     auditor: Auditor,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
@@ -67,10 +72,11 @@ impl Issuer {
         );
         Ok(Issuer {
             inner: Arc::new(Inner {
-                settings,
+                settings: ArcSwap::from_pointee(settings),
                 keys,
                 minter,
-                endpoint,
+                endpoint: ArcSwap::from_pointee(endpoint),
+                reloading: std::sync::Mutex::new(()),
                 auditor,
                 metrics,
                 clock,
@@ -90,7 +96,11 @@ impl Issuer {
             let refusal = Refusal::new(RefusalReason::NotSigning, None);
             return Err(self.refused(refusal, peer).await);
         }
-        match self.inner.endpoint.handle(&self.inner.settings, form).await {
+        // Owned, not guards: a reload may swap both while this request is under way, and it
+        // finishes under the configuration it started with.
+        let settings = self.inner.settings.load_full();
+        let endpoint = self.inner.endpoint.load_full();
+        match endpoint.handle(&settings, form).await {
             Ok(granted) => self.issued(granted, peer).await,
             Err(refusal) => Err(self.refused(refusal, peer).await),
         }
@@ -162,9 +172,44 @@ impl Issuer {
         self.inner.auditor.record(event).await.is_ok()
     }
 
-    /// The settings it runs with.
-    pub fn settings(&self) -> &Settings {
-        &self.inner.settings
+    /// The settings it runs with now (a reload may replace them).
+    pub fn settings(&self) -> Arc<Settings> {
+        self.inner.settings.load_full()
+    }
+
+    /// Takes up `next`, a new configuration of the running issuer (SIGHUP): clients,
+    /// audiences, trusted issuers, trusted proxies and rate limits change at once; requests
+    /// under way finish under the configuration they started with. The replay cache of
+    /// `private_key_jwt` assertions is kept (a reload never makes an assertion usable twice), and
+    /// so are the rate-limit buckets when `[rate_limit]` is unchanged. What only a restart can
+    /// change (the issuer URL, the listeners, the keys and their schedule, the store, the audit
+    /// trail, TLS) is refused, and the configuration in use is kept. Audited; returns what
+    /// changed.
+    pub async fn reload(&self, next: Settings) -> Result<String> {
+        let changes = {
+            let _one = self
+                .inner
+                .reloading
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let current = self.inner.settings.load_full();
+            current.check_reloadable(&next)?;
+            let changes = current.changes_to(&next);
+            let endpoint = self.inner.endpoint.load().reconfigured(&next);
+            self.inner.keys.set_audiences(next.audiences().to_vec());
+            self.inner
+                .metrics
+                .set_clients(next.clients().iter().map(|c| c.id.as_str()));
+            self.inner.endpoint.store(Arc::new(endpoint));
+            self.inner.settings.store(Arc::new(next));
+            changes
+        };
+        tracing::info!(changes = %changes, "configuration reloaded");
+        let event = AuditEvent::reloaded(self.inner.clock.unix_secs(), changes.clone());
+        if !self.record(event).await {
+            tracing::error!("the audit trail could not record a configuration reload");
+        }
+        Ok(changes)
     }
 
     /// The minter (signs with the active key).
@@ -177,14 +222,9 @@ impl Issuer {
         &self.inner.keys
     }
 
-    /// The registered clients.
-    pub fn clients(&self) -> &ClientRegistry {
-        self.inner.settings.clients()
-    }
-
-    /// The token endpoint.
-    pub fn endpoint(&self) -> &TokenEndpoint {
-        &self.inner.endpoint
+    /// The token endpoint, as configured now.
+    pub fn endpoint(&self) -> Arc<TokenEndpoint> {
+        self.inner.endpoint.load_full()
     }
 
     /// The audit trail.

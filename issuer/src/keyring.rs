@@ -63,7 +63,8 @@ impl Published {
 pub struct KeyRing {
     store: Arc<dyn KeyStore>,
     schedule: Schedule,
-    audiences: Vec<Audience>,
+    /// Swapped by a configuration reload.
+    audiences: ArcSwap<Vec<Audience>>,
     signer: Arc<ArcSwap<SigningKey>>,
     published: ArcSwap<Published>,
     /// Tokens are signed only from `sign_from` (a replica waiting for its first key to be in
@@ -94,7 +95,7 @@ impl KeyRing {
             schedule,
             signer: Arc::new(ArcSwap::from_pointee(key)),
             published: ArcSwap::from_pointee(render(set, peers, &audiences)),
-            audiences,
+            audiences: ArcSwap::from_pointee(audiences),
             sign_from: AtomicU64::new(sign_from),
             sign_until: AtomicU64::new(sign_until.unwrap_or(u64::MAX)),
         })
@@ -161,8 +162,20 @@ impl KeyRing {
         }
         self.sign_from.store(from, Ordering::Relaxed);
         self.published
-            .store(Arc::new(render(set, peers, &self.audiences)));
+            .store(Arc::new(render(set, peers, &self.audiences.load())));
         Ok(())
+    }
+
+    /// The audiences are now `audiences` (a configuration reload): their JWKS documents are
+    /// rendered again from the keys published now.
+    pub fn set_audiences(&self, audiences: Vec<Audience>) {
+        let current = self.published.load_full();
+        self.audiences.store(Arc::new(audiences));
+        self.published.store(Arc::new(render(
+            current.set.clone(),
+            current.peers.clone(),
+            &self.audiences.load(),
+        )));
     }
 }
 

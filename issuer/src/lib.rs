@@ -69,7 +69,6 @@ pub use peer::{Peer, TrustedProxies};
 
 // Short paths for the crate's own modules; the public path of each is its module's.
 use audience::{Audience, Profile};
-use clients::ClientRegistry;
 use keyring::KeyRing;
 use settings::{AuditConfig, RateLimitConfig, Settings, TrustedIssuerConfig};
 use store::KeyStore;

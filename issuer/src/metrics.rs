@@ -8,8 +8,10 @@
 //! `docs/operations.md` describes each metric and alerts on them.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -123,10 +125,10 @@ impl ClientCounters {
 }
 
 /// One client's counters, looked up once ([`Metrics::client`]).
-#[derive(Clone, Copy, Debug)]
-pub struct ClientMetrics<'a>(&'a ClientCounters);
+#[derive(Clone, Debug)]
+pub struct ClientMetrics(Arc<ClientCounters>);
 
-impl ClientMetrics<'_> {
+impl ClientMetrics {
     /// A token was issued to the client.
     pub fn issued(self) {
         self.0.issued.inc();
@@ -242,8 +244,11 @@ impl KeyGauges {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    clients: HashMap<Box<str>, ClientCounters>,
-    unknown: ClientCounters,
+    /// Swapped whole when a reload changes the configured clients.
+    clients: ArcSwap<HashMap<Box<str>, Arc<ClientCounters>>>,
+    unknown: Arc<ClientCounters>,
+    issued: Family<ClientLabel, Counter>,
+    refused: Family<RefusalLabels, Counter>,
     latency: [Histogram; 2],
     jwks: [Counter; 2],
     rotations: [Counter; 2],
@@ -268,14 +273,19 @@ impl Metrics {
         let refused = Family::<RefusalLabels, Counter>::default();
         let clients = clients
             .into_iter()
-            .map(|id| (id.into(), ClientCounters::new(id, &issued, &refused)))
+            .map(|id| {
+                (
+                    id.into(),
+                    Arc::new(ClientCounters::new(id, &issued, &refused)),
+                )
+            })
             .collect();
-        let unknown = ClientCounters::new(UNKNOWN_CLIENT, &issued, &refused);
-        registry.register("tokens_issued", "Tokens issued, by client", issued);
+        let unknown = Arc::new(ClientCounters::new(UNKNOWN_CLIENT, &issued, &refused));
+        registry.register("tokens_issued", "Tokens issued, by client", issued.clone());
         registry.register(
             "token_requests_refused",
             "Token requests refused, by client and OAuth error",
-            refused,
+            refused.clone(),
         );
         let metrics = Metrics {
             latency: Self::latency(&mut registry),
@@ -297,8 +307,10 @@ impl Metrics {
             rotation_failures: Counter::default(),
             signed_past_period: Counter::default(),
             registry,
-            clients,
+            clients: ArcSwap::from_pointee(clients),
             unknown,
+            issued,
+            refused,
             audit,
             keys: KeyGauges::default(),
         };
@@ -357,12 +369,29 @@ impl Metrics {
 
     /// The counters of `client_id` (as claimed, if any), or of [`UNKNOWN_CLIENT`] when it is
     /// not a configured client.
-    pub fn client(&self, client_id: Option<&str>) -> ClientMetrics<'_> {
-        ClientMetrics(
+    pub fn client(&self, client_id: Option<&str>) -> ClientMetrics {
+        let clients = self.clients.load();
+        ClientMetrics(Arc::clone(
             client_id
-                .and_then(|id| self.clients.get(id))
+                .and_then(|id| clients.get(id))
                 .unwrap_or(&self.unknown),
-        )
+        ))
+    }
+
+    /// The configured clients are now `clients` (a reload): each gets its series (a removed
+    /// client's stay at their counts, as Prometheus expects of a counter).
+    pub(crate) fn set_clients<'a>(&self, clients: impl IntoIterator<Item = &'a str>) {
+        let current = self.clients.load();
+        let next = clients
+            .into_iter()
+            .map(|id| {
+                let counters = current.get(id).cloned().unwrap_or_else(|| {
+                    Arc::new(ClientCounters::new(id, &self.issued, &self.refused))
+                });
+                (Box::<str>::from(id), counters)
+            })
+            .collect();
+        self.clients.store(Arc::new(next));
     }
 
     /// A token was issued to `client_id`.
@@ -408,9 +437,10 @@ impl Metrics {
         self.rotation_failures.get()
     }
 
-    /// The tokens issued so far, to every client.
+    /// The tokens issued so far, to every configured client (and to none).
     pub fn tokens_issued(&self) -> u64 {
         self.clients
+            .load()
             .values()
             .chain([&self.unknown])
             .map(|c| c.issued.get())
@@ -617,8 +647,8 @@ mod tests {
         };
         let t0 = 1_800_000_000;
         rotate(&store, &schedule, t0, &()).expect("rotate");
-        let ring = crate::KeyRing::open(std::sync::Arc::new(store), schedule, Vec::new(), t0, &())
-            .expect("ring");
+        let ring =
+            crate::KeyRing::open(Arc::new(store), schedule, Vec::new(), t0, &()).expect("ring");
         let m = metrics();
         m.observe_keys(&ring.published(), true, t0 + 600);
         let text = m.render();

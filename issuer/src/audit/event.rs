@@ -21,6 +21,9 @@ pub enum Outcome {
     Refused,
     /// Not a request: a signing key changed state (see [`Lifecycle`]).
     Lifecycle,
+    /// Not a request: the running issuer took up a new configuration (SIGHUP); `reason` says
+    /// what changed.
+    Reloaded,
 }
 
 /// One audit record: a token minted, a request refused, or a signing key's change of state.
@@ -130,6 +133,17 @@ impl AuditEvent {
             outcome: Outcome::Refused,
             error: Some(error.into()),
             reason: Some(reason.into()),
+            ..AuditEvent::default()
+        }
+    }
+
+    /// The configuration was reloaded at `time`; `changes` says what changed (names of
+    /// clients, audiences and trusted issuers from the configuration, never a secret).
+    pub fn reloaded(time: u64, changes: impl Into<String>) -> Self {
+        AuditEvent {
+            time,
+            outcome: Outcome::Reloaded,
+            reason: Some(changes.into()),
             ..AuditEvent::default()
         }
     }

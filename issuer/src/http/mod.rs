@@ -37,7 +37,8 @@ pub use tls::{TlsCertificate, TlsListener};
 /// tokens name them; a proxy in front must pass the path on unchanged.
 pub fn router(issuer: Issuer) -> Router {
     let routes = routes();
-    let path = issuer.settings().issuer().path();
+    let settings = issuer.settings();
+    let path = settings.issuer().path();
     let app = if path.is_empty() {
         routes
     } else {
@@ -160,6 +161,7 @@ async fn discovery(State(issuer): State<Issuer>) -> Response {
 
 fn scopes(issuer: &Issuer) -> Vec<String> {
     let mut all: Vec<String> = issuer
+        .settings()
         .clients()
         .iter()
         .flat_map(|c| c.scopes.iter().cloned())

@@ -27,6 +27,7 @@ pub use refusal::{AssertionFailure, JoseFailure, OAuthError, RefusalReason, Subj
 pub use request::{BODY_LIMIT, TokenForm};
 pub use trusted::{FETCH_RETRY_AFTER, RemoteJwks, TrustedIssuer, UPSTREAM_FETCH_TIMEOUT};
 
+use crate::RateLimitConfig;
 use crate::clients::Client;
 use crate::postgres::{Database, SharedLimiter, SharedReplay};
 use crate::{Result, Settings};
@@ -129,10 +130,14 @@ fn mint_failure(e: &svctoken_mint::Error) -> RefusalReason {
 /// buckets, the minter); clients and audiences are read from the issuer's [`Settings`].
 pub struct TokenEndpoint {
     trusted: Vec<TrustedIssuer>,
-    replay: Replay,
-    limiter: Option<Limiter>,
+    /// Kept across configuration reloads: a reload must not make an assertion usable twice.
+    replay: Arc<Replay>,
+    /// Kept across reloads that leave `[rate_limit]` as it was.
+    limiter: Option<(RateLimitConfig, Arc<Limiter>)>,
     minter: Minter,
     clock: Arc<dyn Clock>,
+    shared: Option<Database>,
+    http: reqwest::Client,
 }
 
 impl TokenEndpoint {
@@ -148,26 +153,52 @@ impl TokenEndpoint {
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| crate::Error::Config(format!("HTTP client: {e}")))?;
-        Ok(TokenEndpoint {
+        let replay = Arc::new(match shared {
+            Some(db) => Replay::Shared(SharedReplay::new(db.clone())),
+            None => Replay::Local(ReplayCache::new(REPLAY_CAPACITY)),
+        });
+        let empty = TokenEndpoint {
+            trusted: Vec::new(),
+            replay,
+            limiter: None,
+            minter,
+            clock,
+            shared: shared.cloned(),
+            http,
+        };
+        Ok(empty.reconfigured(settings))
+    }
+
+    /// This endpoint under new `settings` (a configuration reload): trusted issuers as they
+    /// now are (their key caches start empty), rate limits as they now are (buckets kept when
+    /// `[rate_limit]` is unchanged), and the same replay cache, minter and clock.
+    pub(crate) fn reconfigured(&self, settings: &Settings) -> TokenEndpoint {
+        let limiter = settings.rate_limit().map(|config| match &self.limiter {
+            Some((was, limiter)) if *was == config => (config, Arc::clone(limiter)),
+            _ => (
+                config,
+                Arc::new(match &self.shared {
+                    Some(db) => Limiter::Shared {
+                        shared: SharedLimiter::new(db.clone(), config),
+                        fallback: RateLimiter::new(config),
+                    },
+                    None => Limiter::Local(RateLimiter::new(config)),
+                }),
+            ),
+        });
+        TokenEndpoint {
             trusted: settings
                 .trusted_issuers()
                 .iter()
-                .map(|t| TrustedIssuer::new(t.clone(), http.clone()))
+                .map(|t| TrustedIssuer::new(t.clone(), self.http.clone()))
                 .collect(),
-            replay: match shared {
-                Some(db) => Replay::Shared(SharedReplay::new(db.clone())),
-                None => Replay::Local(ReplayCache::new(REPLAY_CAPACITY)),
-            },
-            limiter: settings.rate_limit().map(|config| match shared {
-                Some(db) => Limiter::Shared {
-                    shared: SharedLimiter::new(db.clone(), config),
-                    fallback: RateLimiter::new(config),
-                },
-                None => Limiter::Local(RateLimiter::new(config)),
-            }),
-            minter,
-            clock,
-        })
+            replay: Arc::clone(&self.replay),
+            limiter,
+            minter: self.minter.clone(),
+            clock: Arc::clone(&self.clock),
+            shared: self.shared.clone(),
+            http: self.http.clone(),
+        }
     }
 
     /// The trusted upstream issuers.
@@ -223,7 +254,7 @@ impl TokenEndpoint {
     }
 
     async fn rate_limit(&self, client: &Client) -> Result<(), RefusalReason> {
-        let Some(limiter) = &self.limiter else {
+        let Some((_, limiter)) = &self.limiter else {
             return Ok(());
         };
         limiter

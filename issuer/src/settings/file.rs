@@ -55,7 +55,7 @@ pub(crate) struct ConfigFile {
 }
 
 /// `[tls]`: the public listener serves HTTPS with this certificate.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// The certificate chain, PEM, leaf first.
@@ -65,7 +65,7 @@ pub struct TlsConfig {
 }
 
 /// `[audit]`: where every mint and refusal is recorded.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// Also write each event as a JSON line to stdout. Default false.
@@ -93,7 +93,7 @@ pub struct TrustedIssuerConfig {
 }
 
 /// `[rate_limit]`: a token bucket per client, off unless the table is present.
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Requests a client may make at once. Default 100.

@@ -423,6 +423,85 @@ impl Settings {
         self.admin_listen
     }
 
+    /// Refuses `next` as a reload of these settings when it changes what only a restart can:
+    /// the error names each such key.
+    pub fn check_reloadable(&self, next: &Settings) -> Result<()> {
+        let replication = |s: &Settings| {
+            s.replication
+                .as_ref()
+                .map(|r| (r.url.to_string(), r.replica_id.clone(), r.lease))
+        };
+        let fixed = [
+            ("issuer", self.issuer != next.issuer),
+            ("listen", self.listen != next.listen),
+            ("admin_listen", self.admin_listen != next.admin_listen),
+            ("data_dir", self.data_dir != next.data_dir),
+            ("[keys]", self.schedule != next.schedule),
+            (
+                "database_url, replica_id or replica_lease",
+                replication(self) != replication(next),
+            ),
+            ("[audit]", self.audit != next.audit),
+            ("[tls]", self.tls != next.tls),
+        ];
+        let changed: Vec<&str> = fixed
+            .iter()
+            .filter(|(_, changed)| *changed)
+            .map(|(key, _)| *key)
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "a reload can't change {}: restart svctoken serve for that (the configuration in \
+             use is kept)",
+            changed.join(", ")
+        )))
+    }
+
+    /// What a reload to `next` changes, in words for the log and the audit trail: client,
+    /// audience and trusted issuer names added or removed, rate limits (never a secret).
+    pub fn changes_to(&self, next: &Settings) -> String {
+        fn diff(what: &str, was: Vec<String>, now: Vec<String>) -> Option<String> {
+            let added: Vec<&str> = now
+                .iter()
+                .filter(|n| !was.contains(n))
+                .map(String::as_str)
+                .collect();
+            let removed: Vec<&str> = was
+                .iter()
+                .filter(|w| !now.contains(w))
+                .map(String::as_str)
+                .collect();
+            (!added.is_empty() || !removed.is_empty())
+                .then(|| format!("{what}: +[{}] -[{}]", added.join(" "), removed.join(" ")))
+        }
+        let clients = |s: &Settings| s.clients.iter().map(|c| c.id.clone()).collect();
+        let audiences = |s: &Settings| s.audiences.iter().map(|a| a.name.clone()).collect();
+        let trusted = |s: &Settings| s.trusted_issuers.iter().map(|t| t.issuer.clone()).collect();
+        let mut parts: Vec<String> = [
+            diff("clients", clients(self), clients(next)),
+            diff("audiences", audiences(self), audiences(next)),
+            diff("trusted issuers", trusted(self), trusted(next)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if self.rate_limit != next.rate_limit {
+            parts.push(match next.rate_limit {
+                Some(r) => format!("rate limit: {r:?}"),
+                None => "rate limit: off".into(),
+            });
+        }
+        if parts.is_empty() {
+            "no change to clients, audiences, trusted issuers or rate limits (client settings may \
+             have changed)"
+                .into()
+        } else {
+            parts.join("; ")
+        }
+    }
+
     /// The public listener's certificate and key files (`[tls]`), when it serves HTTPS.
     pub fn tls(&self) -> Option<&TlsConfig> {
         self.tls.as_ref()

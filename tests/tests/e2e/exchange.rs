@@ -221,7 +221,8 @@ async fn the_upstream_jwks_is_refetched_once_on_an_unknown_kid() {
         exchange(&t, &user_token(&minter, "user:1", None)).await.0,
         200
     );
-    let jwks = t.issuer.endpoint().trusted_issuers()[0].jwks();
+    let endpoint = t.issuer.endpoint();
+    let jwks = endpoint.trusted_issuers()[0].jwks();
     assert_eq!(jwks.fetch_count().await, 1);
     assert_eq!(
         exchange(&t, &user_token(&minter, "user:1", None)).await.0,

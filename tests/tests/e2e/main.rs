@@ -16,6 +16,7 @@ mod http;
 mod interop;
 mod issuer_path;
 mod proxy;
+mod reload;
 mod rotation;
 mod soak;
 mod tls;

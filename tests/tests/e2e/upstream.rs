@@ -203,7 +203,8 @@ async fn an_upstream_that_never_answers_costs_each_request_one_bounded_wait() {
         longest >= UPSTREAM_FETCH_TIMEOUT - Duration::from_millis(100),
         "the fetch was given its full time: {longest:?}"
     );
-    let jwks = t.issuer.endpoint().trusted_issuers()[0].jwks();
+    let endpoint = t.issuer.endpoint();
+    let jwks = endpoint.trusted_issuers()[0].jwks();
     assert_eq!(jwks.fetch_count().await, 1, "one fetch for all eight");
 
     // Right after a failure, requests are refused at once instead of waiting again.
@@ -249,7 +250,8 @@ async fn cached_keys_serve_while_the_upstream_is_down() {
     let up = Upstream::start(Mode::Serve(300)).await;
     let t = up.issuer().await;
     let token = up.user_token();
-    let jwks = t.issuer.endpoint().trusted_issuers()[0].jwks();
+    let endpoint = t.issuer.endpoint();
+    let jwks = endpoint.trusted_issuers()[0].jwks();
     assert_eq!(exchange(&t, &token).await.0, 200);
     assert_eq!(jwks.fetch_count().await, 1);
 
