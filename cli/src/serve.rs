@@ -16,6 +16,7 @@ use svctoken_issuer::settings::{
 use svctoken_issuer::{Issuer, TlsCertificate, TlsListener};
 use svctoken_mint::SystemClock;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use zeroize::Zeroizing;
 
 use crate::{ConfigArgs, IssuerArgs, ListenArgs, loopback};
@@ -177,12 +178,19 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
             Issuer::open(settings, store, Arc::new(SystemClock))
         })
         .await??;
-        banner(&issuer, bound, admin_bound, &dev_secret_file);
+        let Signals {
+            interrupt,
+            terminate,
+            hangup,
+        } = Signals::install()?;
+        let shutdown_signal = || shutdown(interrupt, terminate);
         let reloads = tokio::spawn(reload_on_hangup(
             issuer.clone(),
+            hangup,
             args.config.clone(),
             overrides.clone(),
         ));
+        banner(&issuer, bound, admin_bound, &dev_secret_file);
         match tls {
             Some(certificate) => {
                 let listener = TlsListener::new(listener, certificate)?;
@@ -200,12 +208,12 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
 /// which takes up its clients, audiences, trusted issuers, trusted proxies and rate limits. A
 /// file that doesn't load or validate, or that changes what only a restart can, is refused
 /// with its reason in the log, and the configuration in use is kept.
-async fn reload_on_hangup(issuer: Issuer, config: ConfigArgs, overrides: Overrides) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        tracing::warn!("SIGHUP can't be watched: reloading the configuration needs a restart");
-        return;
-    };
+async fn reload_on_hangup(
+    issuer: Issuer,
+    mut hangups: Signal,
+    config: ConfigArgs,
+    overrides: Overrides,
+) {
     while hangups.recv().await.is_some() {
         let (config, overrides) = (config.clone(), overrides.clone());
         let read = tokio::task::spawn_blocking(move || {
@@ -446,20 +454,31 @@ fn banner(issuer: &Issuer, bound: SocketAddr, admin: Option<SocketAddr>, dev_sec
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
+/// The signals `serve` handles, registered before the banner says it serves: a SIGTERM or
+/// SIGHUP sent as soon as the banner is out is handled, never the default action (exit).
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        let on =
+            |kind: SignalKind, name: &str| signal(kind).with_context(|| format!("watching {name}"));
+        Ok(Signals {
+            interrupt: on(SignalKind::interrupt(), "SIGINT")?,
+            terminate: on(SignalKind::terminate(), "SIGTERM")?,
+            hangup: on(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+}
+
+/// Resolves at the first SIGINT or SIGTERM.
+async fn shutdown(mut interrupt: Signal, mut terminate: Signal) {
     tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        _ = interrupt.recv() => {},
+        _ = terminate.recv() => {},
     }
     tracing::info!("shutting down");
 }
