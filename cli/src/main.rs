@@ -159,7 +159,7 @@ enum Command {
     /// caching, a standby key, TLS, clock skew and, with credentials, a token (and a call).
     /// Prints pass/warn/fail lines; exits 0 when nothing failed, 1 when something did.
     #[command(
-        after_help = "Examples:\n  svctoken doctor --issuer https://auth.example.com --audience convex\n  svctoken doctor --issuer http://127.0.0.1:8080 --client-id dev --client-secret-file svctoken-data/dev-client-secret\n  svctoken doctor --issuer https://auth.example.com --audience convex --client-id billing-worker --private-key billing-worker.pem --deployment https://happy-otter-123.convex.cloud --function auth:whoami\n\nFor --function, export a query from the Convex app that returns the identity:\n  export const whoami = query({ handler: async (ctx) => await ctx.auth.getUserIdentity() })"
+        after_help = "Examples:\n  svctoken doctor --issuer https://auth.example.com --audience convex\n  svctoken doctor --issuer http://127.0.0.1:8080 --client-id dev --client-secret-file svctoken-data/dev-client-secret\n  svctoken doctor --issuer https://auth.example.com --audience convex --client-id billing-worker --private-key billing-worker.pem --deployment https://happy-otter-123.convex.cloud --function auth:whoami\n\nFor --function, export a query from the Convex app that reports the caller, e.g. with the npm package:\n  import { whoami as diagnose } from \"svctoken/convex\";\n  export const whoami = query({ args: {}, handler: (ctx) => diagnose(ctx) })"
     )]
     Doctor(doctor::DoctorArgs),
     /// Print the convex/auth.config.ts provider entry that trusts this issuer.

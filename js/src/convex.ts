@@ -193,6 +193,41 @@ export async function actingFor(ctx: AuthCtx): Promise<string | null> {
   return parsed.actor === null ? null : identity.subject;
 }
 
+/** What {@link whoami} reports: the identity Convex built, and how these helpers read it. */
+export type WhoAmI = {
+  /** `ctx.auth.getUserIdentity()` as is, or `null` for an anonymous call. */
+  identity: UserIdentity | null;
+  /** The caller as {@link requireService} would return it, or `null` when it is not a service. */
+  service: ServiceIdentity | null;
+  /** The user a service acts for ({@link actingFor}), or `null`. */
+  actingFor: string | null;
+  /** Why the caller is not a service (`null` when it is one): what `requireService` would say. */
+  problem: string | null;
+};
+
+/**
+ * A diagnosis of the caller that never throws: what Convex made of its token, and whether
+ * {@link requireService} would accept it. Export it as a query for `svctoken doctor
+ * --deployment <url> --function service:whoami`, which calls it with a fresh token and prints
+ * the answer (it reveals only the caller's own identity to the caller):
+ *
+ * ```ts
+ * // convex/service.ts
+ * import { query } from "./_generated/server";
+ * import { whoami as diagnose } from "svctoken/convex";
+ * export const whoami = query({ args: {}, handler: (ctx) => diagnose(ctx) });
+ * ```
+ */
+export async function whoami(ctx: AuthCtx): Promise<WhoAmI> {
+  const identity = await ctx.auth.getUserIdentity();
+  if (identity === null) {
+    return { identity, service: null, actingFor: null, problem: "no identity: the call carried no token Convex accepted" };
+  }
+  const parsed = parseService(identity);
+  if (typeof parsed === "string") return { identity, service: null, actingFor: null, problem: parsed };
+  return { identity, service: parsed, actingFor: parsed.actor === null ? null : identity.subject, problem: null };
+}
+
 // ---- internals ------------------------------------------------------------------------------
 
 function fail(code: ServiceAuthErrorCode, message: string): never {

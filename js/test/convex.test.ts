@@ -289,3 +289,26 @@ test("both shapes at once: the nested (OIDC) object wins", async () => {
   const me = await setup().withIdentity(id).query(api.service.whoami, {});
   expect(me.service.actor).toBe("svc:billing-worker");
 });
+
+describe.each(PROVIDERS)("whoami, the diagnosis svctoken doctor prints (%s)", (provider) => {
+  test("a service, acting for a user or as itself; an end user; nobody", async () => {
+    const as = (claims: Claims) => setup().withIdentity(identityOf(claims, provider));
+    const delegated = await as(onBehalf()).query(api.service.diagnosis, {});
+    expect(delegated.problem).toBeNull();
+    expect(delegated.service?.clientId).toBe("billing-worker");
+    expect(delegated.actingFor).toBe("user:42");
+    expect(delegated.identity?.subject).toBe("user:42");
+
+    const itself = await as(token()).query(api.service.diagnosis, {});
+    expect(itself.service?.subject).toBe("svc:billing-worker");
+    expect(itself.actingFor).toBeNull();
+
+    const user = await as(token({ client_id: undefined, sub: "user:7" })).query(api.service.diagnosis, {});
+    expect(user.service).toBeNull();
+    expect(user.problem).toMatch(/client_id/);
+
+    const nobody = await setup().query(api.service.diagnosis, {});
+    expect(nobody).toMatchObject({ identity: null, service: null, actingFor: null });
+    expect(nobody.problem).toMatch(/no identity/);
+  });
+});

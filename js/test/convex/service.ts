@@ -1,7 +1,7 @@
 // Thin wrappers that expose the helpers' results, so tests can check them through real calls.
 import { v } from "convex/values";
 import { query } from "./_generated/server";
-import { actingFor, requireService } from "svctoken/convex";
+import { actingFor, requireService, whoami as diagnose } from "svctoken/convex";
 
 const strings = v.optional(v.union(v.string(), v.array(v.string())));
 
@@ -21,4 +21,10 @@ export const check = query({
 export const actingForQuery = query({
   args: {},
   handler: async (ctx) => await actingFor(ctx),
+});
+
+/** The never-throwing diagnosis `svctoken doctor --function` prints. */
+export const diagnosis = query({
+  args: {},
+  handler: (ctx) => diagnose(ctx),
 });
