@@ -312,7 +312,13 @@ async fn a_key_change_saved_by_a_command_counts_as_by_cli() {
         .await
         .expect("join")
         .expect("refresh");
-    assert_eq!(t.metric(cli).await, Some(1.0));
+    // One count per save the command made (a hand-over may be saved in one or two steps, and
+    // the issuer's own lifecycle run may notice them between the two): at least one.
+    let by_cli = t.metric(cli).await.expect("the by=cli series");
+    assert!(
+        by_cli >= 1.0,
+        "a command's key change counts as by=cli: {by_cli}"
+    );
     assert_eq!(
         t.metric(timer).await,
         Some(0.0),
