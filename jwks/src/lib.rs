@@ -34,6 +34,7 @@
 //! - [`dangerous`]: private key export and unverified decoding.
 
 mod algorithm;
+mod cache_control;
 pub mod dangerous;
 mod data_uri;
 mod error;
@@ -45,6 +46,7 @@ mod thumbprint;
 mod verify;
 
 pub use algorithm::Algorithm;
+pub use cache_control::Caching;
 pub use data_uri::{DATA_URI_PREFIX, data_uri};
 pub use error::{Error, Result};
 pub use jwk::{Jwk, Jwks};

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
-use svctoken_jwks::Jwks;
+use svctoken_jwks::{Caching, Jwks};
 use svctoken_mint::Clock;
 use tokio::sync::Mutex;
 
@@ -279,20 +279,7 @@ pub fn discovery_url(issuer: &str) -> String {
 /// The freshness `Cache-Control` grants: none for `no-store` or `no-cache` (or a bad
 /// `max-age`), else `max-age`, else [`DEFAULT_MAX_AGE`].
 pub fn parse_max_age(header: &str) -> Duration {
-    let mut max_age = DEFAULT_MAX_AGE;
-    for directive in header.split(',').map(str::trim) {
-        let lower = directive.to_ascii_lowercase();
-        if lower == "no-store" || lower == "no-cache" {
-            return Duration::ZERO;
-        }
-        if let Some(n) = lower.strip_prefix("max-age=") {
-            max_age = n
-                .trim_matches('"')
-                .parse()
-                .map_or(Duration::ZERO, Duration::from_secs);
-        }
-    }
-    max_age
+    Caching::parse(Some(header)).freshness(DEFAULT_MAX_AGE)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::ValueEnum;
 use serde_json::{Map, Value};
-use svctoken_jwks::{Algorithm, Jwk, Jwks};
+use svctoken_jwks::{Algorithm, Caching, Jwk, Jwks};
 
 use super::report::Outcome;
 
@@ -122,41 +122,10 @@ pub(crate) fn endpoint(name: &str, value: Option<&str>, issuer_scheme: &str) -> 
     }
 }
 
-/// What a `Cache-Control` header says about caching.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Caching {
-    /// No header, or one with neither `max-age` nor `no-store`/`no-cache`.
-    Unspecified,
-    /// `no-store` or `no-cache`: refetched on every request.
-    Never,
-    /// `max-age` (an unparsable one counts as 0).
-    MaxAge(Duration),
-}
-
-/// Parses `Cache-Control` (all of its header lines, comma-joined) the way Convex's cache reads
-/// it: `no-store` and `no-cache` win, then the first `max-age`.
-pub(crate) fn parse_cache_control(value: Option<&str>) -> Caching {
-    let mut max_age = None;
-    for directive in value.unwrap_or_default().split(',') {
-        let (name, value) = match directive.split_once('=') {
-            Some((name, value)) => (name.trim(), Some(value.trim().trim_matches('"'))),
-            None => (directive.trim(), None),
-        };
-        if name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("no-cache") {
-            return Caching::Never;
-        }
-        if name.eq_ignore_ascii_case("max-age") && max_age.is_none() {
-            let secs = value.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            max_age = Some(Duration::from_secs(secs));
-        }
-    }
-    max_age.map_or(Caching::Unspecified, Caching::MaxAge)
-}
-
 /// How the JWKS's caching serves Convex, which caches it per `Cache-Control` and never
 /// refetches it on an unknown `kid`.
 pub(crate) fn cache_control(value: Option<&str>) -> Outcome {
-    match parse_cache_control(value) {
+    match Caching::parse(value) {
         Caching::Unspecified => Outcome::warn(format!(
             "Cache-Control {value:?} has no max-age: Convex refetches the JWKS for every token. \
              Send `Cache-Control: public, max-age=300` (svctoken: jwks_max_age)"
@@ -513,25 +482,25 @@ mod tests {
 
     #[test]
     fn cache_control_is_read_like_convex_reads_it() {
-        assert_eq!(parse_cache_control(None), Caching::Unspecified);
-        assert_eq!(parse_cache_control(Some("public")), Caching::Unspecified);
+        assert_eq!(Caching::parse(None), Caching::Unspecified);
+        assert_eq!(Caching::parse(Some("public")), Caching::Unspecified);
         assert_eq!(
-            parse_cache_control(Some("public, max-age=300")),
+            Caching::parse(Some("public, max-age=300")),
             Caching::MaxAge(Duration::from_secs(300))
         );
         assert_eq!(
-            parse_cache_control(Some("Max-Age=\"60\", max-age=10")),
+            Caching::parse(Some("Max-Age=\"60\", max-age=10")),
             Caching::MaxAge(Duration::from_secs(60))
         );
         assert_eq!(
-            parse_cache_control(Some("max-age=lots")),
+            Caching::parse(Some("max-age=lots")),
             Caching::MaxAge(Duration::ZERO)
         );
         assert_eq!(
-            parse_cache_control(Some("max-age=300, no-cache")),
+            Caching::parse(Some("max-age=300, no-cache")),
             Caching::Never
         );
-        assert_eq!(parse_cache_control(Some("no-store")), Caching::Never);
+        assert_eq!(Caching::parse(Some("no-store")), Caching::Never);
 
         assert_eq!(
             status(&cache_control(Some("public, max-age=300"))),

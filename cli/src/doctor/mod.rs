@@ -334,8 +334,8 @@ impl Doctor<'_> {
             "provider",
             provider_outcome(self.args.profile, verdict.compatible),
         );
-        let max_age = match checks::parse_cache_control(cache_control.as_deref()) {
-            checks::Caching::MaxAge(age) => Some(age),
+        let max_age = match svctoken_jwks::Caching::parse(cache_control.as_deref()) {
+            svctoken_jwks::Caching::MaxAge(age) => Some(age),
             _ => None,
         };
         self.report

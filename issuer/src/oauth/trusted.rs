@@ -10,7 +10,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use svctoken_jwks::{Algorithm, Claims, Jwks, Validation, Verifier};
+use svctoken_jwks::{Algorithm, Caching, Claims, Jwks, Validation, Verifier};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -159,22 +159,10 @@ impl RemoteJwks {
     }
 }
 
-/// The freshness `Cache-Control` grants: `no-store`/`no-cache` none, else `max-age`.
+/// The freshness `Cache-Control` grants: `no-store`/`no-cache` none, else `max-age`, else
+/// [`DEFAULT_MAX_AGE`].
 fn parse_max_age(header: &str) -> Duration {
-    let mut max_age = DEFAULT_MAX_AGE;
-    for directive in header.split(',').map(str::trim) {
-        let lower = directive.to_ascii_lowercase();
-        if lower == "no-store" || lower == "no-cache" {
-            return Duration::ZERO;
-        }
-        if let Some(n) = lower.strip_prefix("max-age=") {
-            max_age = n
-                .trim_matches('"')
-                .parse()
-                .map_or(Duration::ZERO, Duration::from_secs);
-        }
-    }
-    max_age
+    Caching::parse(Some(header)).freshness(DEFAULT_MAX_AGE)
 }
 
 /// A configured upstream issuer and its key cache.
