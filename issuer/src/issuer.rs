@@ -20,16 +20,22 @@ pub struct Issuer {
 }
 
 struct Inner {
-    /// Swapped, with `endpoint`, by [`Issuer::reload`].
-    settings: ArcSwap<Settings>,
+    /// The settings and the token endpoint built from them: swapped together, in one store, by
+    /// [`Issuer::reload`], so a request never sees one without the other.
+    current: ArcSwap<Configured>,
     keys: KeyRing,
     minter: Minter,
-    endpoint: ArcSwap<TokenEndpoint>,
     /// One reload at a time.
     reloading: std::sync::Mutex<()>,
     auditor: Auditor,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
+}
+
+/// What a reload replaces.
+struct Configured {
+    settings: Arc<Settings>,
+    endpoint: Arc<TokenEndpoint>,
 }
 
 impl Issuer {
@@ -72,10 +78,12 @@ impl Issuer {
         );
         Ok(Issuer {
             inner: Arc::new(Inner {
-                settings: ArcSwap::from_pointee(settings),
+                current: ArcSwap::from_pointee(Configured {
+                    settings: Arc::new(settings),
+                    endpoint: Arc::new(endpoint),
+                }),
                 keys,
                 minter,
-                endpoint: ArcSwap::from_pointee(endpoint),
                 reloading: std::sync::Mutex::new(()),
                 auditor,
                 metrics,
@@ -98,9 +106,8 @@ impl Issuer {
         }
         // Owned, not guards: a reload may swap both while this request is under way, and it
         // finishes under the configuration it started with.
-        let settings = self.inner.settings.load_full();
-        let endpoint = self.inner.endpoint.load_full();
-        match endpoint.handle(&settings, form).await {
+        let current = self.inner.current.load_full();
+        match current.endpoint.handle(&current.settings, form).await {
             Ok(granted) => self.issued(granted, peer).await,
             Err(refusal) => Err(self.refused(refusal, peer).await),
         }
@@ -174,7 +181,7 @@ impl Issuer {
 
     /// The settings it runs with now (a reload may replace them).
     pub fn settings(&self) -> Arc<Settings> {
-        self.inner.settings.load_full()
+        Arc::clone(&self.inner.current.load().settings)
     }
 
     /// Takes up `next`, a new configuration of the running issuer (SIGHUP): clients,
@@ -192,16 +199,18 @@ impl Issuer {
                 .reloading
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            let current = self.inner.settings.load_full();
-            current.check_reloadable(&next)?;
-            let changes = current.changes_to(&next);
-            let endpoint = self.inner.endpoint.load().reconfigured(&next);
+            let current = self.inner.current.load_full();
+            current.settings.check_reloadable(&next)?;
+            let changes = current.settings.changes_to(&next);
+            let endpoint = current.endpoint.reconfigured(&next);
             self.inner.keys.set_audiences(next.audiences().to_vec());
             self.inner
                 .metrics
                 .set_clients(next.clients().iter().map(|c| c.id.as_str()));
-            self.inner.endpoint.store(Arc::new(endpoint));
-            self.inner.settings.store(Arc::new(next));
+            self.inner.current.store(Arc::new(Configured {
+                settings: Arc::new(next),
+                endpoint: Arc::new(endpoint),
+            }));
             changes
         };
         tracing::info!(changes = %changes, "configuration reloaded");
@@ -224,7 +233,7 @@ impl Issuer {
 
     /// The token endpoint, as configured now.
     pub fn endpoint(&self) -> Arc<TokenEndpoint> {
-        self.inner.endpoint.load_full()
+        Arc::clone(&self.inner.current.load().endpoint)
     }
 
     /// The audit trail.
