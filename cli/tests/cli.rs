@@ -188,11 +188,19 @@ impl Drop for Server {
 /// Starts `svctoken serve --config svctoken.toml` in `dir`, the file holding `extra` (TOML
 /// tables), keys in `dir/data`, and a client `w` whose secret is `secret`.
 fn serve_with_client_w(dir: &Path, secret: &str, extra: &str) -> Server {
-    let config = format!(
-        "data_dir = \"{}\"\n{extra}[[clients]]\nid = \"w\"\nsecret_sha256 = \"{}\"\n",
-        dir.join("data").display(),
-        svctoken_issuer::clients::SecretHash::of(secret).to_hex()
-    );
+    serve_config(
+        dir,
+        &format!(
+            "{extra}[[clients]]\nid = \"w\"\nsecret_sha256 = \"{}\"\n",
+            svctoken_issuer::clients::SecretHash::of(secret).to_hex()
+        ),
+    )
+}
+
+/// `serve --config svctoken.toml` in `dir` on a free port, the file being `toml` with
+/// `data_dir` set to `dir/data`.
+fn serve_config(dir: &Path, toml: &str) -> Server {
+    let config = format!("data_dir = \"{}\"\n{toml}", dir.join("data").display());
     std::fs::write(dir.join("svctoken.toml"), config).expect("write");
     Server::start(
         dir,
@@ -1317,15 +1325,9 @@ fn secretless_client_acting_for_a_user_from_the_command_line() {
     assert!(!out.contains("PRIVATE"), "only the public key is printed");
     let block = &out[out.find("[[clients]]").expect("block")..];
     assert!(block.contains(key.kid()), "{block}");
-    let config = format!(
-        "data_dir = \"{}\"\n[keys]\nalgorithm = \"ES256\"\n{block}",
-        dir.path().join("data").display()
-    );
-    std::fs::write(dir.path().join("svctoken.toml"), config).expect("write");
-    let server = Server::start(
+    let server = serve_config(
         dir.path(),
-        &["--config", "svctoken.toml", "--listen", "127.0.0.1:0"],
-        false,
+        &format!("[keys]\nalgorithm = \"ES256\"\n{block}"),
     );
     let issuer = server.issuer();
     let token = ok(&svctoken(
@@ -1922,16 +1924,7 @@ fn clients_add_takes_public_keys_and_token_takes_a_sec1_key() {
         ],
     ));
     let block = &out[out.find("[[clients]]").expect("block")..];
-    let config = format!(
-        "data_dir = \"{}\"\n{block}",
-        dir.path().join("data").display()
-    );
-    std::fs::write(dir.path().join("svctoken.toml"), config).expect("write");
-    let server = Server::start(
-        dir.path(),
-        &["--config", "svctoken.toml", "--listen", "127.0.0.1:0"],
-        false,
-    );
+    let server = serve_config(dir.path(), block);
     let issuer = server.issuer();
     let sec1 = test_key("ec-p256-sec1.pem");
     let token = ok(&svctoken(

@@ -108,6 +108,23 @@ async fn issuer(clock: &Arc<MockClock>) -> TestIssuer {
     spawn_issuer(&config, clock.clone()).await
 }
 
+/// An issuer on a mock clock, a verifier built for it, and an API behind that verifier (kept
+/// apart so a test can count the verifier's fetches).
+async fn verified_api() -> (
+    Arc<MockClock>,
+    TestIssuer,
+    svctoken_verify::Authenticator,
+    Router,
+) {
+    let clock = Arc::new(MockClock::at_unix(START));
+    let t = issuer(&clock).await;
+    let built = auth(&t, &clock).build().expect("valid configuration");
+    let api = Router::new()
+        .route("/whoami", get(whoami))
+        .layer(svctoken_verify::SvctokenAuthLayer::new(built.clone()));
+    (clock, t, built, api)
+}
+
 async fn refresh(t: &TestIssuer) {
     let issuer = t.issuer.clone();
     tokio::task::spawn_blocking(move || issuer.refresh())
@@ -174,12 +191,7 @@ async fn a_real_token_is_accepted_and_the_handler_sees_the_identity() {
 
 #[tokio::test]
 async fn tokens_are_accepted_across_rotations() {
-    let clock = Arc::new(MockClock::at_unix(START));
-    let t = issuer(&clock).await;
-    let built = auth(&t, &clock).build().expect("valid configuration");
-    let api = Router::new()
-        .route("/whoami", get(whoami))
-        .layer(svctoken_verify::SvctokenAuthLayer::new(built.clone()));
+    let (clock, t, built, api) = verified_api().await;
     // Off the rotation grid, as real verifiers fetch at arbitrary moments.
     clock.advance(Duration::from_secs(150));
 
@@ -208,12 +220,7 @@ async fn tokens_are_accepted_across_rotations() {
 
 #[tokio::test]
 async fn a_revoked_keys_tokens_are_refused_once_the_cache_refetches() {
-    let clock = Arc::new(MockClock::at_unix(START));
-    let t = issuer(&clock).await;
-    let built = auth(&t, &clock).build().expect("valid configuration");
-    let api = Router::new()
-        .route("/whoami", get(whoami))
-        .layer(svctoken_verify::SvctokenAuthLayer::new(built.clone()));
+    let (clock, t, built, api) = verified_api().await;
 
     let first = t.token(&[("audience", "reports")]).await;
     assert_ok(&bearer(&api, &first).await, "before the revocation");
