@@ -20,29 +20,21 @@ fn existing_store(settings: &Settings) -> Result<Arc<dyn KeyStore>> {
     }
     let dir = settings.data_dir();
     let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
-    match FileStore::open_existing(dir) {
-        Ok(store) => Ok(Arc::new(store)),
-        // keys.json unseen in a directory this user may not read: say that, not "no store".
-        Err(svctoken_issuer::Error::Store { .. })
-            if std::fs::read_dir(dir)
-                .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied) =>
-        {
-            let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
-            Err(crate::data_dir::explain(dir, denied.into()))
-        }
-        Err(svctoken_issuer::Error::Store { .. }) => bail!(
-            "no key store in {} (no keys.json there); keys commands never create one. Point at \
-             the issuer's data directory with --data-dir or SVCTOKEN_DATA_DIR, or with data_dir \
-             in the file --config (SVCTOKEN_CONFIG) names; `svctoken serve` creates the store \
-             when it first starts",
-            shown.display()
-        ),
-        Err(e) => {
-            let e = anyhow::Error::from(e)
-                .context(format!("opening the key store in {}", shown.display()));
-            Err(crate::data_dir::explain(dir, e))
-        }
+    if FileStore::exists(dir) {
+        return crate::open_store(settings);
     }
+    // keys.json unseen in a directory this user may not read: say that, not "no store".
+    if std::fs::read_dir(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied) {
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        return Err(crate::data_dir::explain(dir, denied.into()));
+    }
+    bail!(
+        "no key store in {} (no keys.json there); keys commands never create one. Point at the \
+         issuer's data directory with --data-dir or SVCTOKEN_DATA_DIR, or with data_dir in the \
+         file --config (SVCTOKEN_CONFIG) names; `svctoken serve` creates the store when it \
+         first starts",
+        shown.display()
+    )
 }
 
 /// Prints every published and revoked key with its schedule, naming the standby and whether
@@ -103,6 +95,12 @@ pub(crate) fn keys_list(args: &ConfigArgs) -> Result<()> {
             k.alg.as_str(),
             time(k.published_at),
         );
+        // Where the private half is, checked: loaded (and, in an HSM, made to sign once).
+        let location = store.private_key_location(&k.kid);
+        match store.signing_key(&k.kid) {
+            Ok(_) => println!("    private key: {location}"),
+            Err(e) => println!("    private key: MISSING from {location}: {e}"),
+        }
     }
     if set.active().is_some() && set.prepared().is_none() {
         println!(

@@ -12,7 +12,7 @@ use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use svctoken_issuer::keyring::KeyRing;
 use svctoken_issuer::postgres::{Database, PgStore, replica_id_for};
 use svctoken_issuer::settings::{Config, Overrides, Settings};
-use svctoken_issuer::store::{FileStore, KeyStore};
+use svctoken_issuer::store::{FileStore, KeyStore, PrivateKeys};
 use svctoken_mint::{Clock as _, SystemClock};
 
 mod clients;
@@ -382,21 +382,24 @@ pub(crate) fn settings_with(args: &ConfigArgs, overrides: Overrides) -> Result<S
 }
 
 /// The key store the settings name: the files store in `data_dir` (created if need be), or,
-/// with a `database_url`, this replica's lineage in the database replicas share, its private
-/// keys in `data_dir`.
+/// with a `database_url`, this replica's lineage in the database replicas share; its private
+/// keys in `data_dir` or in the PKCS#11 token `[keys]` names.
 pub(crate) fn open_store(settings: &Settings) -> Result<Arc<dyn KeyStore>> {
     let dir = settings.data_dir();
     let Some(replication) = settings.replication() else {
-        let store = FileStore::open(dir).map_err(|e| {
-            let e = anyhow::Error::from(e)
-                .context(format!("opening the key store in {}", dir.display()));
-            data_dir::explain(dir, e)
-        })?;
+        let store = PrivateKeys::open(settings, None)
+            .and_then(|keys| FileStore::open_with(dir, keys))
+            .map_err(|e| {
+                let e = anyhow::Error::from(e)
+                    .context(format!("opening the key store in {}", dir.display()));
+                data_dir::explain(dir, e)
+            })?;
         return Ok(Arc::new(store));
     };
     let db = Database::connect(replication.url())?;
     let replica = replica_id_for(replication.replica_id(), dir)?;
-    let store = PgStore::open(db, &replica, dir, replication.lease())?;
+    let keys = PrivateKeys::open(settings, Some(&replica))?;
+    let store = PgStore::open_with(db, &replica, keys, replication.lease())?;
     Ok(Arc::new(store))
 }
 

@@ -1304,7 +1304,9 @@ fn secretless_client_acting_for_a_user_from_the_command_line() {
     let key_path = dir.path().join("worker.pem");
     std::fs::write(
         &key_path,
-        svctoken_jwks::dangerous::export_pkcs8_pem(&key).as_bytes(),
+        svctoken_jwks::dangerous::export_pkcs8_pem(&key)
+            .expect("a key held in memory exports")
+            .as_bytes(),
     )
     .expect("write");
     let key_arg = key_path.to_str().expect("utf-8");

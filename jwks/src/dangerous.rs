@@ -9,14 +9,15 @@ use crate::{Error, Result, SigningKey};
 
 /// Exports the private key as a PKCS#8 PEM `PRIVATE KEY` block, in a buffer zeroized on drop.
 ///
-/// Write it only to a file created with mode 0600.
-pub fn export_pkcs8_pem(key: &SigningKey) -> Zeroizing<String> {
-    let block = pem::Pem::new("PRIVATE KEY", key.pkcs8_der().to_vec());
+/// Write it only to a file created with mode 0600. A key held outside the process (see
+/// [`SigningKey::external`]) has nothing to export: that is an error.
+pub fn export_pkcs8_pem(key: &SigningKey) -> Result<Zeroizing<String>> {
+    let block = pem::Pem::new("PRIVATE KEY", key.pkcs8_der()?.to_vec());
     let text = pem::encode(&block);
     // `pem::Pem` owns a copy of the key bytes; its contents are dropped right here.
     let mut contents = block.into_contents();
     zeroize::Zeroize::zeroize(&mut contents);
-    Zeroizing::new(text)
+    Ok(Zeroizing::new(text))
 }
 
 /// Decodes a compact JWS's header and payload WITHOUT verifying anything.

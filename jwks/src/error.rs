@@ -73,6 +73,9 @@ pub enum Error {
     /// [`pkcs8_conversion_command`](crate::pkcs8_conversion_command)) makes it readable.
     #[error("unsupported key format: {0}; convert it to unencrypted PKCS#8")]
     UnsupportedKeyFormat(String),
+    /// A key held outside the process (an HSM) failed to sign; the message says why.
+    #[error("the signing key's device failed: {0}")]
+    Signer(String),
     /// JSON (de)serialisation failed.
     #[error("JSON: {0}")]
     Json(serde_json::Error),

@@ -1,6 +1,7 @@
 //! Signing key pairs: generation, PKCS#8 import, and compact JWS signing with pre-parsed keys.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -20,6 +21,9 @@ pub const RSA_BITS: [usize; 3] = [2048, 3072, 4096];
 /// thumbprint as `kid`, and the pre-encoded JWS header `{"alg","typ":"JWT","kid"}`. The PKCS#8
 /// bytes are kept only in a buffer zeroized on drop, for export through [`crate::dangerous`];
 /// `Debug` prints the algorithm and `kid`, never key material.
+///
+/// A key held outside the process (in an HSM) is one too, through [`SigningKey::external`]:
+/// the same header, algorithm pinning and `kid`, its signatures made by an [`ExternalKey`].
 pub struct SigningKey {
     alg: Algorithm,
     inner: Inner,
@@ -33,6 +37,16 @@ enum Inner {
     Ecdsa(EcdsaKeyPair),
     Rsa(RsaKeyPair),
     Ed25519(Ed25519KeyPair),
+    /// Signed elsewhere; the raw signature's length (the modulus for RS256).
+    External(Arc<dyn ExternalKey>, usize),
+}
+
+/// A private key that never enters this process (a key in an HSM), which signs on request.
+pub trait ExternalKey: Send + Sync + 'static {
+    /// Signs `message` with the key's pinned algorithm and returns the raw JWS signature: the
+    /// RSASSA-PKCS1-v1_5 signature for RS256, `r || s` (32 bytes each) for ES256, the 64-byte
+    /// signature for EdDSA.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>>;
 }
 
 impl SigningKey {
@@ -87,7 +101,63 @@ impl SigningKey {
             })?;
             (Algorithm::RS256, Inner::Rsa(k))
         };
-        let mut public = public_jwk(&inner);
+        let public = public_jwk(&inner);
+        Self::assemble(alg, inner, public, Zeroizing::new(der.to_vec()))
+    }
+
+    /// A key whose private half lives elsewhere (an HSM) and signs through `signer`; `public`
+    /// is its public JWK, from which the algorithm follows (as for every key, never from a
+    /// token). The pair is checked before it is returned: `signer` signs a probe message and
+    /// the signature must verify with `public`, so a label pointing at the wrong key, or a
+    /// signature in the wrong form, is an error here rather than a token nobody can verify.
+    pub fn external(public: &Jwk, signer: Arc<dyn ExternalKey>) -> Result<Self> {
+        let alg = public.validate()?;
+        let verifying = public.public_key()?;
+        let signature_len = match alg {
+            Algorithm::RS256 => public
+                .member("n")
+                .and_then(|n| URL_SAFE_NO_PAD.decode(n).ok())
+                .map_or(0, |n| n.iter().skip_while(|&&b| b == 0).count()),
+            Algorithm::ES256 | Algorithm::EdDSA => 64,
+        };
+        // The key members only: what the thumbprint and the published JWK are made of.
+        let bare = Jwk {
+            crv: public.crv.clone(),
+            n: public.n.clone(),
+            e: public.e.clone(),
+            x: public.x.clone(),
+            y: public.y.clone(),
+            ..crate::pem_keys::bare_jwk(&public.kty)
+        };
+        let key = Self::assemble(
+            alg,
+            Inner::External(signer, signature_len),
+            bare,
+            Zeroizing::new(Vec::new()),
+        )?;
+        let probe = format!("svctoken key check {}", key.kid());
+        let signature = key.sign(probe.as_bytes())?;
+        verifying
+            .verify(alg, probe.as_bytes(), &signature)
+            .map_err(|_| {
+                Error::InvalidKey(format!(
+                    "the external key {} made a {}-byte signature that does not verify with \
+                     its public key (a {} signature of {signature_len} bytes was expected)",
+                    key.kid(),
+                    signature.len(),
+                    alg.as_str()
+                ))
+            })?;
+        Ok(key)
+    }
+
+    /// Completes a key: `alg` and `use` on the public JWK, its thumbprint as `kid`, the header.
+    fn assemble(
+        alg: Algorithm,
+        inner: Inner,
+        mut public: Jwk,
+        pkcs8: Zeroizing<Vec<u8>>,
+    ) -> Result<Self> {
         public.alg = Some(alg.as_str().to_owned());
         public.use_ = Some("sig".to_owned());
         let kid = thumbprint(&public)?;
@@ -99,8 +169,8 @@ impl SigningKey {
             inner,
             public,
             header_b64,
-            pkcs8: Zeroizing::new(der.to_vec()),
-            rng,
+            pkcs8,
+            rng: SystemRandom::new(),
         })
     }
 
@@ -143,7 +213,13 @@ impl SigningKey {
                 k.sign(&signature::RSA_PKCS1_SHA256, &self.rng, message, &mut sig)?;
                 sig
             }
+            Inner::External(signer, _) => signer.sign(message)?,
         })
+    }
+
+    /// True when the private key lives outside this process (see [`SigningKey::external`]).
+    pub fn is_external(&self) -> bool {
+        matches!(self.inner, Inner::External(..))
     }
 
     /// The length of a raw signature: 64 bytes for ES256 and EdDSA, the modulus for RS256.
@@ -151,6 +227,7 @@ impl SigningKey {
         match &self.inner {
             Inner::Ecdsa(_) | Inner::Ed25519(_) => 64,
             Inner::Rsa(k) => k.public().modulus_len(),
+            Inner::External(_, len) => *len,
         }
     }
 
@@ -179,8 +256,15 @@ impl SigningKey {
         Ok(token)
     }
 
-    pub(crate) fn pkcs8_der(&self) -> &[u8] {
-        &self.pkcs8
+    /// The PKCS#8 DER of a key held in this process; an external key has none.
+    pub(crate) fn pkcs8_der(&self) -> Result<&[u8]> {
+        if self.is_external() {
+            return Err(Error::InvalidKey(format!(
+                "{} is held outside this process (an HSM) and cannot be exported",
+                self.kid()
+            )));
+        }
+        Ok(&self.pkcs8)
     }
 }
 
@@ -207,6 +291,7 @@ fn public_jwk(inner: &Inner) -> Jwk {
             jwk.n = Some(b64(&parts.n));
             jwk.e = Some(b64(&parts.e));
         }
+        Inner::External(..) => {}
     }
     jwk
 }
@@ -229,7 +314,8 @@ mod tests {
         for alg in [Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256] {
             let key = SigningKey::generate(alg).expect("generate");
             assert_eq!(key.algorithm(), alg);
-            let pem = crate::dangerous::export_pkcs8_pem(&key);
+            let pem =
+                crate::dangerous::export_pkcs8_pem(&key).expect("a key held in memory exports");
             let again = SigningKey::from_pkcs8_pem(&pem).expect("re-import");
             assert_eq!(again.kid(), key.kid());
             assert_eq!(again.public_jwk(), key.public_jwk());
@@ -250,7 +336,7 @@ mod tests {
     #[test]
     fn debug_never_shows_key_material() {
         let key = SigningKey::generate(Algorithm::ES256).expect("generate");
-        let pem = crate::dangerous::export_pkcs8_pem(&key);
+        let pem = crate::dangerous::export_pkcs8_pem(&key).expect("a key held in memory exports");
         let body: String = pem
             .lines()
             .nth(1)
@@ -261,6 +347,63 @@ mod tests {
         let debug = format!("{key:?}");
         assert!(debug.contains(key.kid()));
         assert!(!debug.contains(&body));
+    }
+
+    /// An external key backed by a key in memory, or by a signer that answers wrongly.
+    struct Elsewhere(SigningKey, fn(Vec<u8>) -> Vec<u8>);
+
+    impl ExternalKey for Elsewhere {
+        fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+            self.0.sign(message).map(self.1)
+        }
+    }
+
+    #[test]
+    fn an_external_key_signs_like_the_key_it_stands_for_and_exports_nothing() {
+        for alg in [Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256] {
+            let held = SigningKey::generate(alg).expect("generate");
+            let public = held.public_jwk().clone();
+            let kid = held.kid().to_owned();
+            let key = SigningKey::external(&public, Arc::new(Elsewhere(held, |sig| sig)))
+                .expect("external");
+            assert!(key.is_external());
+            assert_eq!(key.algorithm(), alg);
+            assert_eq!(key.kid(), kid);
+            assert_eq!(key.public_jwk(), &public);
+            let token = key.sign_jwt_json(br#"{"sub":"a"}"#).expect("sign");
+            assert_eq!(
+                token.capacity(),
+                token.len(),
+                "{alg:?}: the length is known"
+            );
+            let jwks = crate::Jwks { keys: vec![public] };
+            let (header, _) = crate::dangerous::decode_unverified(&token).expect("jwt");
+            assert_eq!(header["kid"], kid.as_str());
+            let message = token.rsplit_once('.').expect("signed").0;
+            let signature = URL_SAFE_NO_PAD
+                .decode(token.rsplit_once('.').expect("signed").1)
+                .expect("b64");
+            (jwks.keys[0].public_key().expect("public"))
+                .verify(alg, message.as_bytes(), &signature)
+                .expect("verifies");
+            let err = crate::dangerous::export_pkcs8_pem(&key).expect_err("not exportable");
+            assert!(err.to_string().contains("cannot be exported"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_external_key_whose_signatures_do_not_verify_is_refused() {
+        let held = SigningKey::generate(Algorithm::ES256).expect("generate");
+        let public = held.public_jwk().clone();
+        // A module that answers in DER, or with the halves swapped, is caught at load.
+        let swapped = |sig: Vec<u8>| [&sig[32..], &sig[..32]].concat();
+        let err = SigningKey::external(&public, Arc::new(Elsewhere(held, swapped)))
+            .expect_err("swapped halves");
+        assert!(err.to_string().contains("does not verify"), "{err}");
+        let other = SigningKey::generate(Algorithm::ES256).expect("generate");
+        let err = SigningKey::external(&public, Arc::new(Elsewhere(other, |sig| sig)))
+            .expect_err("another key");
+        assert!(err.to_string().contains("does not verify"), "{err}");
     }
 
     #[test]

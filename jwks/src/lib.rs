@@ -50,7 +50,7 @@ pub use cache_control::Caching;
 pub use data_uri::{DATA_URI_PREFIX, data_uri};
 pub use error::{Error, Result};
 pub use jwk::{Jwk, Jwks};
-pub use key::{RSA_BITS, SigningKey};
+pub use key::{ExternalKey, RSA_BITS, SigningKey};
 pub use pem_keys::{pkcs8_conversion_command, public_jwk_from_pem};
 pub use thumbprint::thumbprint;
 pub use verify::{Claims, MAX_NUMERIC_DATE, MAX_TOKEN_LEN, Validation, Verifier, numeric_date};

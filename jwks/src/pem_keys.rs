@@ -302,7 +302,8 @@ mod tests {
     fn a_converted_key_exports_as_pkcs8_and_reads_back() {
         for name in ["ec-p256-sec1.pem", "rsa-pkcs1.pem"] {
             let key = SigningKey::from_pem(&fixture(name)).expect(name);
-            let pem = crate::dangerous::export_pkcs8_pem(&key);
+            let pem =
+                crate::dangerous::export_pkcs8_pem(&key).expect("a key held in memory exports");
             assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{name}");
             let again = SigningKey::from_pkcs8_pem(&pem).expect("pkcs8");
             assert_eq!(again.kid(), key.kid(), "{name}");
@@ -313,7 +314,8 @@ mod tests {
     fn keys_generated_by_ring_read_as_pem_and_public_pem() {
         for alg in [Algorithm::ES256, Algorithm::EdDSA] {
             let key = SigningKey::generate(alg).expect("generate");
-            let pem = crate::dangerous::export_pkcs8_pem(&key);
+            let pem =
+                crate::dangerous::export_pkcs8_pem(&key).expect("a key held in memory exports");
             assert_eq!(SigningKey::from_pem(&pem).expect("pem").kid(), key.kid());
             assert_eq!(public_jwk_from_pem(&pem).expect("jwk"), *key.public_jwk());
         }

@@ -19,9 +19,13 @@ use svctoken_jwks::{Algorithm, SigningKey, dangerous};
 use svctoken_mint::{IssuerUrl, MintRequest, Minter, SystemClock, check_custom_claims};
 
 fn der(key: &SigningKey) -> Vec<u8> {
-    pem::parse(dangerous::export_pkcs8_pem(key).as_bytes())
-        .expect("our own PEM parses")
-        .into_contents()
+    pem::parse(
+        dangerous::export_pkcs8_pem(key)
+            .expect("a key held in memory exports")
+            .as_bytes(),
+    )
+    .expect("our own PEM parses")
+    .into_contents()
 }
 
 fn bench(c: &mut Criterion) {

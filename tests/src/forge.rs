@@ -137,7 +137,8 @@ pub fn public_key_encodings(key: &SigningKey) -> Vec<(&'static str, Vec<u8>)> {
 
 /// `key`'s PKCS#8 DER (through the crate's fenced-off export).
 fn pkcs8_der(key: &SigningKey) -> Vec<u8> {
-    let pem_text = svctoken_jwks::dangerous::export_pkcs8_pem(key);
+    let pem_text =
+        svctoken_jwks::dangerous::export_pkcs8_pem(key).expect("a key held in memory exports");
     pem::parse(pem_text.as_bytes())
         .expect("PKCS#8 PEM")
         .into_contents()

@@ -15,8 +15,7 @@ use svctoken_jwks::{Algorithm, Jwk, SigningKey};
 
 use super::{CHANNEL, Database};
 use crate::rotation::{self, Journal, Schedule};
-use crate::store::private_dir::PrivateKeyDir;
-use crate::store::{KeySet, KeyStore, PeerKey, StoreLock};
+use crate::store::{KeySet, KeyStore, PeerKey, PrivateKeys, StoreLock};
 use crate::{Error, Result};
 
 /// The advisory lock named `$1` (`keys/<replica>`: one lineage; `replicas`: them all), per
@@ -30,7 +29,7 @@ const LOCK_RETRY: Duration = Duration::from_millis(50);
 pub struct PgStore {
     db: Database,
     replica: String,
-    private: PrivateKeyDir,
+    private: PrivateKeys,
     lease: Duration,
     changes: OnceLock<Arc<tokio::sync::Notify>>,
 }
@@ -49,11 +48,26 @@ impl PgStore {
     /// (created 0700). It signs while it holds a lease of `lease`, renewed by
     /// [`KeyStore::maintain`].
     pub fn open(db: Database, replica_id: &str, data_dir: &Path, lease: Duration) -> Result<Self> {
+        Self::open_with(
+            db,
+            replica_id,
+            PrivateKeys::files(data_dir.join("private"))?,
+            lease,
+        )
+    }
+
+    /// [`PgStore::open`] with the replica's private keys in `private` (an HSM, say).
+    pub fn open_with(
+        db: Database,
+        replica_id: &str,
+        private: PrivateKeys,
+        lease: Duration,
+    ) -> Result<Self> {
         check_replica_id(replica_id)?;
         Ok(PgStore {
             db,
             replica: replica_id.to_owned(),
-            private: PrivateKeyDir::open(data_dir.join("private"))?,
+            private,
             lease,
             changes: OnceLock::new(),
         })
@@ -291,6 +305,10 @@ impl KeyStore for PgStore {
 
     fn destroy_key(&self, kid: &str) -> Result<()> {
         self.private.destroy(kid)
+    }
+
+    fn private_key_location(&self, kid: &str) -> String {
+        self.private.location(kid)
     }
 
     fn database(&self) -> Option<&Database> {

@@ -135,6 +135,27 @@ pub(crate) struct KeysConfig {
     /// JWKS `Cache-Control: max-age`. Default 5m.
     #[serde(default, deserialize_with = "duration")]
     pub(crate) jwks_max_age: Option<Duration>,
+    /// Where private keys live: `files` (`<data_dir>/private`) or `pkcs11` (an HSM). Default
+    /// `files`.
+    pub(crate) backend: Option<BackendName>,
+    /// `pkcs11`: the module (shared library) path.
+    pub(crate) module: Option<PathBuf>,
+    /// `pkcs11`: the token's label.
+    pub(crate) token_label: Option<String>,
+    /// `pkcs11`: a file holding the user PIN. Default: `SVCTOKEN_PKCS11_PIN`.
+    pub(crate) pin_file: Option<PathBuf>,
+    /// `pkcs11`: sessions open at most. Default: twice the CPUs, at least 4.
+    pub(crate) sessions: Option<usize>,
+}
+
+/// `[keys] backend`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum BackendName {
+    /// PKCS#8 files.
+    Files,
+    /// A PKCS#11 token.
+    Pkcs11,
 }
 
 /// `[[audiences]]`.

@@ -24,8 +24,9 @@ pub use file::{
 use crate::clients::ClientRegistry;
 use crate::peer::TrustedProxies;
 use crate::rotation::Schedule;
+use crate::store::pkcs11::{PIN_ENV, PinSource, Pkcs11Config};
 use crate::{Error, Result};
-use file::ConfigFile;
+use file::{BackendName, ConfigFile, KeysConfig};
 
 /// Default `listen`: `127.0.0.1:8080`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -39,6 +40,72 @@ pub const DEFAULT_DATA_DIR: &str = "./svctoken-data";
 pub const DEFAULT_REPLICA_LEASE: Duration = Duration::from_secs(3600);
 /// The shortest `replica_lease`: a minute (twelve lifecycle runs to renew it).
 pub const SHORTEST_REPLICA_LEASE: Duration = Duration::from_secs(60);
+
+/// Where private keys live (`[keys] backend`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyBackend {
+    /// PKCS#8 files, mode 0600, in `<data_dir>/private` (the default).
+    Files,
+    /// A PKCS#11 token (an HSM): keys are generated in it and never leave it.
+    Pkcs11(Pkcs11Config),
+}
+
+impl KeyBackend {
+    /// `files` or `pkcs11`, as configured.
+    pub fn name(&self) -> &'static str {
+        match self {
+            KeyBackend::Files => "files",
+            KeyBackend::Pkcs11(_) => "pkcs11",
+        }
+    }
+
+    fn from_config(keys: &KeysConfig, base: &Path) -> Result<KeyBackend> {
+        let pkcs11_only = [
+            ("module", keys.module.is_some()),
+            ("token_label", keys.token_label.is_some()),
+            ("pin_file", keys.pin_file.is_some()),
+            ("sessions", keys.sessions.is_some()),
+        ];
+        if keys.backend != Some(BackendName::Pkcs11) {
+            if let Some((name, _)) = pkcs11_only.iter().find(|(_, set)| *set) {
+                return Err(Error::Config(format!(
+                    "[keys] {name} is for backend = \"pkcs11\"; set that, or remove {name}"
+                )));
+            }
+            return Ok(KeyBackend::Files);
+        }
+        let (Some(module), Some(token_label)) = (&keys.module, &keys.token_label) else {
+            return Err(Error::Config(
+                "[keys] backend = \"pkcs11\" needs module (the PKCS#11 library's path) and \
+                 token_label"
+                    .into(),
+            ));
+        };
+        let pin = match &keys.pin_file {
+            Some(path) => PinSource::File(base.join(path)),
+            None if std::env::var_os(PIN_ENV).is_some() => PinSource::Env,
+            None => {
+                return Err(Error::Config(format!(
+                    "[keys] backend = \"pkcs11\" needs the token's user PIN: set pin_file, or \
+                     the environment variable {PIN_ENV} (never on the command line)"
+                )));
+            }
+        };
+        let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+        let sessions = keys.sessions.unwrap_or((2 * cpus).max(4));
+        if !(1..=1024).contains(&sessions) {
+            return Err(Error::Config(
+                "[keys] sessions must be between 1 and 1024".into(),
+            ));
+        }
+        Ok(KeyBackend::Pkcs11(Pkcs11Config {
+            module: base.join(module),
+            token_label: token_label.clone(),
+            pin,
+            sessions,
+        }))
+    }
+}
 
 /// Several replicas sharing state on PostgreSQL.
 #[derive(Clone)]
@@ -258,6 +325,7 @@ impl Config {
             },
         };
         schedule.validate()?;
+        let key_backend = KeyBackend::from_config(keys, &self.base)?;
         for a in &audiences {
             a.check_algorithm(schedule.algorithm)?;
         }
@@ -275,6 +343,7 @@ impl Config {
             admin_listen,
             data_dir,
             schedule,
+            key_backend,
             audiences,
             clients,
             trusted_issuers: self.file.trusted_issuers.clone(),
@@ -385,6 +454,7 @@ pub struct Settings {
     admin_listen: Option<SocketAddr>,
     data_dir: PathBuf,
     schedule: Schedule,
+    key_backend: KeyBackend,
     audiences: Vec<Audience>,
     clients: ClientRegistry,
     trusted_issuers: Vec<TrustedIssuerConfig>,
@@ -436,7 +506,10 @@ impl Settings {
             ("listen", self.listen != next.listen),
             ("admin_listen", self.admin_listen != next.admin_listen),
             ("data_dir", self.data_dir != next.data_dir),
-            ("[keys]", self.schedule != next.schedule),
+            (
+                "[keys]",
+                self.schedule != next.schedule || self.key_backend != next.key_backend,
+            ),
             (
                 "database_url, replica_id or replica_lease",
                 replication(self) != replication(next),
@@ -515,6 +588,11 @@ impl Settings {
     /// The key schedule.
     pub fn schedule(&self) -> &Schedule {
         &self.schedule
+    }
+
+    /// Where private keys live. Default: files in `<data_dir>/private`.
+    pub fn key_backend(&self) -> &KeyBackend {
+        &self.key_backend
     }
 
     /// The audiences. Default: one, `convex`, profile `convex-custom-jwt`.

@@ -6,6 +6,8 @@
 //! <dir>/private/<kid>.pem PKCS#8 private keys, mode 0600, written the same way
 //! <dir>/lock              held (flock) by the one process changing the set
 //! ```
+//!
+//! or, with [`FileStore::open_with`], private keys elsewhere (an HSM).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
@@ -14,8 +16,7 @@ use std::path::{Path, PathBuf};
 
 use svctoken_jwks::{Algorithm, Jwk, SigningKey};
 
-use super::private_dir::PrivateKeyDir;
-use super::{KeySet, KeyStore, StoreLock};
+use super::{KeySet, KeyStore, PrivateKeys, StoreLock};
 use crate::{Error, Result};
 
 const SET_FILE: &str = "keys.json";
@@ -24,7 +25,7 @@ const SET_FILE: &str = "keys.json";
 #[derive(Clone, Debug)]
 pub struct FileStore {
     dir: PathBuf,
-    private: PrivateKeyDir,
+    private: PrivateKeys,
 }
 
 impl FileStore {
@@ -32,7 +33,15 @@ impl FileStore {
     /// that makes its first key on an empty store uses. See [`FileStore::open_existing`].
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
-        let private = PrivateKeyDir::open(dir.join("private"))?;
+        let private = PrivateKeys::files(dir.join("private"))?;
+        Self::open_with(dir, private)
+    }
+
+    /// Opens the store in `dir` with its private keys in `private` (an HSM, say) instead of
+    /// `<dir>/private`.
+    pub fn open_with(dir: impl Into<PathBuf>, private: PrivateKeys) -> Result<Self> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(Error::io(&dir))?;
         Ok(FileStore { dir, private })
     }
@@ -42,13 +51,18 @@ impl FileStore {
     /// directory must be an error, not a new empty store.
     pub fn open_existing(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
-        if !dir.join(SET_FILE).is_file() {
+        if !Self::exists(&dir) {
             return Err(Error::Store {
                 store: dir.display().to_string(),
                 message: format!("no key store here (no {SET_FILE})"),
             });
         }
         Self::open(dir)
+    }
+
+    /// True when a store was created in `dir` (it holds a key set).
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(SET_FILE).is_file()
     }
 
     /// The directory.
@@ -148,6 +162,10 @@ impl KeyStore for FileStore {
 
     fn destroy_key(&self, kid: &str) -> Result<()> {
         self.private.destroy(kid)
+    }
+
+    fn private_key_location(&self, kid: &str) -> String {
+        self.private.location(kid)
     }
 }
 

@@ -97,7 +97,7 @@ impl KeyStore for MemoryStore {
         let jwk = key.public_jwk().clone();
         self.state()
             .private
-            .insert(key.kid().to_owned(), dangerous::export_pkcs8_pem(&key));
+            .insert(key.kid().to_owned(), dangerous::export_pkcs8_pem(&key)?);
         Ok(jwk)
     }
 

@@ -8,7 +8,9 @@ pub mod contract;
 mod files;
 mod keyset;
 mod memory;
+pub mod pkcs11;
 pub(crate) mod private_dir;
+mod private_keys;
 
 use std::sync::Arc;
 
@@ -22,6 +24,7 @@ pub use files::FileStore;
 pub(crate) use files::write_atomic;
 pub use keyset::{KeyRecord, KeySet, KeyState, PeerKey, Revocation};
 pub use memory::MemoryStore;
+pub use private_keys::PrivateKeys;
 
 /// An exclusive hold on a store; released on drop.
 pub type StoreLock = Box<dyn Send>;
@@ -73,6 +76,13 @@ pub trait KeyStore: Send + Sync + 'static {
     fn signing_key(&self, kid: &str) -> Result<SigningKey>;
     /// Destroys a private key; destroying a missing key is not an error.
     fn destroy_key(&self, kid: &str) -> Result<()>;
+
+    /// Where the private key `kid` lives, for operators: a file, a PKCS#11 URI (RFC 7512).
+    /// Default: this process's memory.
+    fn private_key_location(&self, kid: &str) -> String {
+        let _ = kid;
+        "in memory".into()
+    }
 
     /// The database several replicas share, when this store is one of theirs: their replay
     /// cache, rate limits and audit trail live there too. Default: none.

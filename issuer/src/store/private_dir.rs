@@ -27,16 +27,19 @@ impl PrivateKeyDir {
         Ok(PrivateKeyDir { dir })
     }
 
+    /// The directory.
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     fn path(&self, kid: &str) -> Result<PathBuf> {
-        // A kid is a base64url thumbprint; anything else never names a file.
-        if kid.is_empty()
-            || !kid
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(Error::UnknownKey(kid.to_owned()));
-        }
+        check_kid(kid)?;
         Ok(self.dir.join(format!("{kid}.pem")))
+    }
+
+    /// Where the key `kid` lives: its file.
+    pub(crate) fn location(&self, kid: &str) -> String {
+        self.dir.join(format!("{kid}.pem")).display().to_string()
     }
 
     /// Generates a key pair, writes its private half durably (0600), returns its public JWK.
@@ -45,7 +48,7 @@ impl PrivateKeyDir {
             Algorithm::RS256 => SigningKey::generate_rsa(rsa_bits)?,
             other => SigningKey::generate(other)?,
         };
-        let pem = dangerous::export_pkcs8_pem(&key);
+        let pem = dangerous::export_pkcs8_pem(&key)?;
         write_atomic(&self.path(key.kid())?, pem.as_bytes(), 0o600)?;
         Ok(key.public_jwk().clone())
     }
@@ -104,6 +107,21 @@ impl PrivateKeyDir {
                 let _ = fs::remove_file(entry.path());
             }
         }
+    }
+}
+
+/// Refuses what is not a kid: a kid is a base64url thumbprint, and anything else never names
+/// a file or a token object.
+pub(crate) fn check_kid(kid: &str) -> Result<()> {
+    let ok = !kid.is_empty()
+        && kid.len() <= 128
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::UnknownKey(kid.to_owned()))
     }
 }
 

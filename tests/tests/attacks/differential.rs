@@ -446,7 +446,10 @@ fn retypings(original: &Value) -> Vec<Value> {
 fn bases() -> Vec<(&'static str, SigningKey, Value, Setup)> {
     let k = keys();
     let reuse = |key: &SigningKey| {
-        SigningKey::from_pkcs8_pem(&svctoken_jwks::dangerous::export_pkcs8_pem(key)).expect("key")
+        SigningKey::from_pkcs8_pem(
+            &svctoken_jwks::dangerous::export_pkcs8_pem(key).expect("a key held in memory exports"),
+        )
+        .expect("key")
     };
     let mut out = Vec::new();
     for (client, key) in k.clients() {

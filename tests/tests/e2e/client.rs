@@ -88,7 +88,9 @@ async fn in_process_minter_signs_with_a_key_from_a_file() {
     let path = dir.path().join("key.pem");
     std::fs::write(
         &path,
-        svctoken_jwks::dangerous::export_pkcs8_pem(&key).as_bytes(),
+        svctoken_jwks::dangerous::export_pkcs8_pem(&key)
+            .expect("a key held in memory exports")
+            .as_bytes(),
     )
     .expect("write");
     let source =

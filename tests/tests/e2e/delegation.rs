@@ -80,14 +80,18 @@ async fn private_key_jwt_accepts_registered_keys_and_refuses_everything_else() {
     let source = ClientCredentials::with_private_key(
         Endpoint::Issuer(t.url.clone()),
         "es",
-        SigningKey::from_pkcs8_pem(&svctoken_jwks::dangerous::export_pkcs8_pem(&es)).expect("key"),
+        SigningKey::from_pkcs8_pem(
+            &svctoken_jwks::dangerous::export_pkcs8_pem(&es).expect("a key held in memory exports"),
+        )
+        .expect("key"),
     );
     TokenCache::new(source)
         .token()
         .await
         .expect("the client's private_key_jwt source works");
     // A token endpoint given directly: the assertion audience (the issuer) must be named.
-    let pem = svctoken_jwks::dangerous::export_pkcs8_pem(&es);
+    let pem =
+        svctoken_jwks::dangerous::export_pkcs8_pem(&es).expect("a key held in memory exports");
     let direct = || {
         ClientCredentials::with_private_key(
             Endpoint::TokenEndpoint(format!("{}/oauth/token", t.url)),
