@@ -12,6 +12,9 @@
 //!   algorithms, HMACs keyed with public keys), for the attack suite.
 //! - [`postgres`]: a schema of the test's own in the machine's PostgreSQL, or a cluster of its
 //!   own that it can stop and start.
+//! - [`simulation`]: days of rotation under Convex's cache model, against any key store.
+//! - [`softhsm`]: SoftHSM2 tokens in a temporary directory, for the PKCS#11 key backend, and
+//!   what those tokens hold.
 //! - [`raw_http`]: HTTP/1.1 requests written byte for byte (repeated or malformed headers,
 //!   any body), for requests an HTTP client library refuses to send.
 //! - [`fuzz`]: the bodies of the fuzz targets in `fuzz/`, which the corpus replay test runs
@@ -26,4 +29,6 @@ pub mod harness;
 pub mod interop;
 pub mod postgres;
 pub mod raw_http;
+pub mod simulation;
 pub mod soak;
+pub mod softhsm;
