@@ -3,7 +3,7 @@
 use anyhow::{Result, anyhow, bail};
 use std::sync::Arc;
 use svctoken_issuer::rotation::{self, Event};
-use svctoken_issuer::settings::Settings;
+use svctoken_issuer::settings::{KeyBackend, Settings};
 
 use svctoken_issuer::store::{FileStore, KeySet, KeyState, KeyStore};
 use svctoken_mint::{Clock as _, SystemClock};
@@ -46,10 +46,13 @@ pub(crate) fn keys_list(args: &ConfigArgs) -> Result<()> {
     let now = SystemClock.unix_secs();
     let lead = settings.schedule().prepare_lead().as_secs();
     if let (Some(db), Some(replica)) = (store.database(), store.replica_id()) {
+        let private = match settings.key_backend() {
+            KeyBackend::Files => settings.data_dir().join("private").display().to_string(),
+            KeyBackend::Pkcs11(token) => format!("the PKCS#11 token {:?}", token.token_label),
+        };
         println!(
-            "replica {replica} on {}; its keys (private keys in {}):",
+            "replica {replica} on {}; its keys (private keys in {private}):",
             db.name(),
-            settings.data_dir().display()
         );
     }
     if set.keys.is_empty() {

@@ -14,6 +14,9 @@ use serde_json::Value;
 use svctoken_issuer::store::{FileStore, KeyStore};
 use svctoken_jwks::{Jwks, Validation, Verifier};
 
+#[path = "cli/hsm.rs"]
+mod hsm;
+
 const BIN: &str = env!("CARGO_BIN_EXE_svctoken");
 
 fn svctoken(cwd: &Path, args: &[&str]) -> Output {

@@ -69,6 +69,7 @@ impl Issuer {
         let endpoint = TokenEndpoint::new(
             &settings,
             minter.clone(),
+            keys.signing_failed(),
             clock.clone(),
             keys.store().database(),
         )?;

@@ -72,6 +72,10 @@ pub struct KeyRing {
     /// epoch.
     sign_from: AtomicU64,
     sign_until: AtomicU64,
+    /// Raised when the signing key failed to sign (its private half gone from an HSM, say,
+    /// after `svctoken keys revoke` from another process): the lifecycle reloads at once
+    /// instead of at its next run.
+    signing_failed: Arc<tokio::sync::Notify>,
 }
 
 impl KeyRing {
@@ -98,7 +102,13 @@ impl KeyRing {
             audiences: ArcSwap::from_pointee(audiences),
             sign_from: AtomicU64::new(sign_from),
             sign_until: AtomicU64::new(sign_until.unwrap_or(u64::MAX)),
+            signing_failed: Arc::new(tokio::sync::Notify::new()),
         })
+    }
+
+    /// Raised when the signing key failed to sign; the lifecycle then reloads the keys at once.
+    pub fn signing_failed(&self) -> Arc<tokio::sync::Notify> {
+        self.signing_failed.clone()
     }
 
     /// The signing key, shared with the minter.

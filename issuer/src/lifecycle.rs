@@ -29,6 +29,7 @@ pub(crate) async fn run(issuer: Issuer) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Replicas announce their key changes; without announcements, every run re-reads them.
     let changes = issuer.keys().store().changes();
+    let signing_failed = issuer.keys().signing_failed();
     loop {
         let announced = async {
             match &changes {
@@ -39,6 +40,7 @@ pub(crate) async fn run(issuer: Issuer) {
         let full_run = tokio::select! {
             _ = tick.tick() => true,
             () = announced => false,
+            () = signing_failed.notified() => false,
         };
         let worker = issuer.clone();
         let ran = tokio::task::spawn_blocking(move || {

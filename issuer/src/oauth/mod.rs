@@ -135,17 +135,21 @@ pub struct TokenEndpoint {
     /// Kept across reloads that leave `[rate_limit]` as it was.
     limiter: Option<(RateLimitConfig, Arc<Limiter>)>,
     minter: Minter,
+    /// Raised when the minter fails to sign, so the key ring reloads at once.
+    signing_failed: Arc<tokio::sync::Notify>,
     clock: Arc<dyn Clock>,
     shared: Option<Database>,
     http: reqwest::Client,
 }
 
 impl TokenEndpoint {
-    /// The endpoint of an issuer with these settings, signing with `minter`; with `shared`,
+    /// The endpoint of an issuer with these settings, signing with `minter` (raising
+    /// `signing_failed` when it fails); with `shared`,
     /// the replay cache and the rate limits are those of the replicas sharing that database.
     pub(crate) fn new(
         settings: &Settings,
         minter: Minter,
+        signing_failed: Arc<tokio::sync::Notify>,
         clock: Arc<dyn Clock>,
         shared: Option<&Database>,
     ) -> Result<Self> {
@@ -162,6 +166,7 @@ impl TokenEndpoint {
             replay,
             limiter: None,
             minter,
+            signing_failed,
             clock,
             shared: shared.cloned(),
             http,
@@ -195,6 +200,7 @@ impl TokenEndpoint {
             replay: Arc::clone(&self.replay),
             limiter,
             minter: self.minter.clone(),
+            signing_failed: self.signing_failed.clone(),
             clock: Arc::clone(&self.clock),
             shared: self.shared.clone(),
             http: self.http.clone(),
@@ -241,10 +247,13 @@ impl TokenEndpoint {
             .actor(actor.as_ref())
             .claims(&client.claims)
             .algorithms(algorithms);
-        let minted = self
-            .minter
-            .mint(&mint)
-            .map_err(|e| refuse(mint_failure(&e)))?;
+        let minted = self.minter.mint(&mint).map_err(|e| {
+            let reason = mint_failure(&e);
+            if reason == RefusalReason::SigningFailed {
+                self.signing_failed.notify_one();
+            }
+            refuse(reason)
+        })?;
         let who = Who {
             subject,
             actor,

@@ -161,11 +161,22 @@ impl Token {
             .map_err(|e| self.error(format!("{what}: {}", explain(&e))))
     }
 
-    /// Whether the token offers every mechanism in `wanted`.
+    /// Whether the token offers every mechanism in `wanted` (asked one by one: listing them
+    /// all would log each one the binding doesn't know).
     fn offers(&self, wanted: &[MechanismType]) -> Result<bool> {
-        let offered = (self.module.get_mechanism_list(self.sessions.slot()))
-            .map_err(|e| self.error(format!("listing its mechanisms: {}", explain(&e))))?;
-        Ok(wanted.iter().all(|m| offered.contains(m)))
+        for mechanism in wanted {
+            match self
+                .module
+                .get_mechanism_info(self.sessions.slot(), *mechanism)
+            {
+                Ok(_) => {}
+                Err(CkError::Pkcs11(RvError::MechanismInvalid, _)) => return Ok(false),
+                Err(e) => {
+                    return Err(self.error(format!("asking for {mechanism:?}: {}", explain(&e))));
+                }
+            }
+        }
+        Ok(true)
     }
 }
 
