@@ -14,7 +14,7 @@ use crate::{ConfigArgs, settings, time};
 /// The store the settings name, which must exist: a mistyped directory is an error naming
 /// where it looked, never a new empty store. A replica's lineage in a shared database is
 /// opened as it is (an empty one is a replica that has not started yet).
-fn existing_store(settings: &Settings) -> Result<Arc<dyn KeyStore>> {
+pub(crate) fn existing_store(settings: &Settings) -> Result<Arc<dyn KeyStore>> {
     if settings.replication().is_some() {
         return crate::open_store(settings);
     }

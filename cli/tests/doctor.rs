@@ -368,3 +368,47 @@ async fn a_deployment_call_prints_the_identity_the_function_returns() {
     assert!(seen[0].1, "the call carried a bearer token");
     assert_no_secrets(&output, &server.secret());
 }
+
+/// On the issuer's machine, `--config` adds the key store that file names: where its private
+/// keys live, and that each published key's private half loads and signs; a missing one fails,
+/// named.
+#[test]
+fn with_config_it_checks_the_key_store_on_this_machine() {
+    let server = Server::start();
+    std::fs::write(
+        server.dir.path().join("c.toml"),
+        "data_dir = \"svctoken-data\"\n",
+    )
+    .expect("write");
+    let list = args(&["--issuer", &server.issuer, "--config", "c.toml"]);
+    let output = doctor(server.dir.path(), &list);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    let backend = line(&out, "key backend");
+    assert!(
+        backend.starts_with("pass  key backend: files: PKCS#8 files, mode 0600, in ")
+            && backend.ends_with("svctoken-data/private"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "private keys").starts_with(
+            "pass  private keys: 2 published keys, each loads and signs (the active one: "
+        ),
+        "{out}"
+    );
+
+    let private = server.dir.path().join("svctoken-data/private");
+    let keys: Vec<_> = (std::fs::read_dir(&private).expect("ls").flatten())
+        .map(|e| e.path())
+        .collect();
+    std::fs::remove_file(&keys[0]).expect("remove a private key");
+    let kid = keys[0].file_stem().and_then(|s| s.to_str()).expect("kid");
+    let output = doctor(server.dir.path(), &list);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    let missing = line(&out, "private keys");
+    assert!(
+        missing.starts_with("fail") && missing.contains(&format!("svctoken keys revoke {kid}")),
+        "{out}"
+    );
+}

@@ -6,6 +6,7 @@
 //! secret and no token is printed: only the token's claims.
 
 mod checks;
+mod keys;
 mod net;
 mod report;
 mod token;
@@ -59,6 +60,11 @@ pub(crate) struct DoctorArgs {
     /// A query to call, e.g. auth:whoami (one returning ctx.auth.getUserIdentity()).
     #[arg(long, requires = "deployment")]
     function: Option<String>,
+    /// On the issuer's machine: also check the key store this configuration file names (with
+    /// SVCTOKEN_DATA_DIR and SVCTOKEN_DATABASE_URL applied): where its private keys live (files
+    /// or a PKCS#11 token), and that each published key's private half loads and signs.
+    #[arg(long, env = "SVCTOKEN_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 /// Runs the checks and prints the checklist: exit 0 when nothing failed, 1 when something
@@ -89,10 +95,15 @@ pub(crate) fn doctor(args: &DoctorArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut report = Report::default();
+    if let Some(config) = &args.config {
+        // Before the async runtime: a store on PostgreSQL runs its own.
+        keys::check(config, &mut report);
+    }
     let mut doctor = Doctor {
         args,
         http,
-        report: Report::default(),
+        report,
         fell_back: false,
     };
     runtime.block_on(doctor.run(credentials));

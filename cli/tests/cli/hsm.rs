@@ -105,6 +105,36 @@ fn serve_signs_in_the_token_and_keys_list_says_where_each_key_lives() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+
+    // doctor --config on this machine names the token and finds every published key signing;
+    // with the standby's objects gone, it fails naming it.
+    let doctor = |args: &[&str]| {
+        let mut full = vec!["doctor", "--issuer", &issuer, "--config", "svctoken.toml"];
+        full.extend_from_slice(args);
+        svctoken(dir.path(), &full)
+    };
+    let out = ok(&doctor(&[]));
+    assert!(
+        out.contains("pass  key backend: pkcs11: the PKCS#11 token \"token-0\" of "),
+        "{out}"
+    );
+    assert!(
+        out.contains("pass  private keys: 2 published keys, each loads and signs (the active one: pkcs11:token=token-0;object="),
+        "{out}"
+    );
+    let store = FileStore::open_with(&data, hsm.keys(0, &owner(&data))).expect("store");
+    let set = store.load().expect("load");
+    let next = &set.prepared().expect("a standby").kid;
+    store
+        .destroy_key(next)
+        .expect("its objects destroyed behind the issuer's back");
+    let failed = doctor(&[]);
+    let out = String::from_utf8_lossy(&failed.stdout).into_owned();
+    assert_eq!(failed.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(&format!("fail  private keys: {next}: ")) && out.contains("not in the token"),
+        "{out}"
+    );
     server.stop();
 }
 
