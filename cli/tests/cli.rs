@@ -1067,6 +1067,60 @@ fn bad_configuration_is_refused_with_what_to_change() {
     }
 }
 
+/// `rounds` runs of `svctoken keys rotate` (or `keys revoke` of the standby, when there is one)
+/// with the configuration `config` in `cwd`, each killed (`kill -9`) at a moment spread
+/// deterministically over `0..spread_ms`. After each: `store` loads, no published key but the
+/// one revoked is lost, and the active key's private half loads. Returns how many runs were
+/// killed before they finished.
+fn kill_9_rounds(
+    cwd: &Path,
+    config: &str,
+    store: &dyn KeyStore,
+    rounds: u64,
+    spread_ms: u64,
+) -> usize {
+    let mut interrupted = 0;
+    for round in 0..rounds {
+        let before = store.load().expect("loadable before");
+        let revoking = before.prepared().map(|k| k.kid.clone());
+        let command: Vec<&str> = match &revoking {
+            Some(kid) => vec!["keys", "revoke", kid, "--config", config],
+            None => vec!["keys", "rotate", "--config", config],
+        };
+        let mut child = Command::new(BIN)
+            .args(&command)
+            .current_dir(cwd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis((round * 37) % spread_ms));
+        if child.try_wait().expect("poll").is_none() {
+            interrupted += 1;
+        }
+        child.kill().ok();
+        child.wait().expect("reap");
+
+        let after = store
+            .load()
+            .unwrap_or_else(|e| panic!("round {round}: store does not load: {e}"));
+        for key in &before.keys {
+            if Some(&key.kid) != revoking.as_ref() {
+                assert!(
+                    after.get(&key.kid).is_some(),
+                    "round {round}: published key {} lost",
+                    key.kid
+                );
+            }
+        }
+        let active = after.active().expect("an active key");
+        store
+            .signing_key(&active.kid)
+            .unwrap_or_else(|e| panic!("round {round}: the active key does not sign: {e}"));
+    }
+    interrupted
+}
+
 /// `kill -9` at arbitrary moments of rotations and revocations (RSA keys, so each run spends
 /// long enough generating to be caught mid-way) never leaves a store that fails to load, and
 /// never loses a published key other than the one being revoked.
@@ -1090,48 +1144,7 @@ fn kill_9_at_any_moment_leaves_a_loadable_store() {
     ));
     let store = FileStore::open(&data).expect("store");
 
-    let mut interrupted = 0;
-    for round in 0..24u64 {
-        let before = store.load().expect("loadable before");
-        let revoking = before.prepared().map(|k| k.kid.clone());
-        let mut args = vec!["--config", "rsa.toml"];
-        let command: Vec<&str> = match &revoking {
-            Some(kid) => vec!["keys", "revoke", kid],
-            None => vec!["keys", "rotate"],
-        };
-        args.splice(0..0, command);
-        let mut child = Command::new(BIN)
-            .args(&args)
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        // Deterministic spread of kill moments over 0..~400 ms.
-        std::thread::sleep(Duration::from_millis((round * 37) % 400));
-        if child.try_wait().expect("poll").is_none() {
-            interrupted += 1;
-        }
-        child.kill().ok();
-        child.wait().expect("reap");
-
-        let after = store
-            .load()
-            .unwrap_or_else(|e| panic!("round {round}: store does not load: {e}"));
-        for key in &before.keys {
-            if Some(&key.kid) != revoking.as_ref() {
-                assert!(
-                    after.get(&key.kid).is_some(),
-                    "round {round}: published key {} lost",
-                    key.kid
-                );
-            }
-        }
-        let active = after.active().expect("an active key");
-        store
-            .signing_key(&active.kid)
-            .expect("the active key's private half is there");
-    }
+    let interrupted = kill_9_rounds(dir.path(), "rsa.toml", &store, 24, 400);
     assert!(
         interrupted >= 5,
         "only {interrupted} runs were interrupted: the test proves nothing"

@@ -167,46 +167,7 @@ fn kill_9_during_rotations_in_a_token_loses_no_published_key() {
     let keys = PrivateKeys::pkcs11(&hsm.config(0, 2), &owner(&data)).expect("token");
     let store = FileStore::open_with(&data, keys).expect("store");
 
-    let mut interrupted = 0;
-    for round in 0..16u64 {
-        let before = store.load().expect("loadable before");
-        let revoking = before.prepared().map(|k| k.kid.clone());
-        let command: Vec<&str> = match &revoking {
-            Some(kid) => vec!["keys", "revoke", kid, "--config", "rsa.toml"],
-            None => vec!["keys", "rotate", "--config", "rsa.toml"],
-        };
-        let mut child = Command::new(BIN)
-            .args(&command)
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        // Deterministic spread of kill moments over 0..~600 ms.
-        std::thread::sleep(Duration::from_millis((round * 53) % 600));
-        if child.try_wait().expect("poll").is_none() {
-            interrupted += 1;
-        }
-        child.kill().ok();
-        child.wait().expect("reap");
-
-        let after = store
-            .load()
-            .unwrap_or_else(|e| panic!("round {round}: store does not load: {e}"));
-        for key in &before.keys {
-            if Some(&key.kid) != revoking.as_ref() {
-                assert!(
-                    after.get(&key.kid).is_some(),
-                    "round {round}: published key {} lost",
-                    key.kid
-                );
-            }
-        }
-        let active = after.active().expect("an active key");
-        store
-            .signing_key(&active.kid)
-            .unwrap_or_else(|e| panic!("round {round}: the active key does not sign: {e}"));
-    }
+    let interrupted = kill_9_rounds(dir.path(), "rsa.toml", &store, 16, 600);
     assert!(
         interrupted >= 4,
         "only {interrupted} runs were interrupted: the test proves nothing"
