@@ -242,6 +242,11 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = parse();
+    // A command whose output is piped into `head` ends when the reader goes, as Unix tools
+    // do. Not `serve`: it writes to its log and to sockets, and must outlive either reader.
+    if !matches!(cli.command, Command::Serve(_)) {
+        sigpipe::reset();
+    }
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {

@@ -627,6 +627,36 @@ fn revoking_the_signing_key_hands_over_to_a_ready_standby_or_warns() {
 /// `keys` commands manage an existing store only: pointed at a directory without one (by
 /// `--data-dir`, `SVCTOKEN_DATA_DIR`, a config file or the default), each fails, names the
 /// directory it looked in and how to point at the right one, and creates nothing.
+/// Output piped into a reader that leaves (`svctoken keys list | head -1`): the command ends as
+/// Unix tools do, on SIGPIPE, never with a panic.
+#[test]
+fn a_reader_that_leaves_ends_the_command_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8");
+    ok(&svctoken(
+        dir.path(),
+        &["mint", "--sub", "svc:x", "--aud", "convex", "--data-dir", d],
+    ));
+    for _ in 0..3 {
+        let mut child = Command::new(BIN)
+            .args(["keys", "list", "--data-dir", d])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        drop(child.stdout.take());
+        let output = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(
+            output.status.signal(),
+            Some(13),
+            "ended by SIGPIPE: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn keys_commands_never_create_a_store() {
     let dir = tempfile::tempdir().expect("tempdir");
