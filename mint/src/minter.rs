@@ -224,6 +224,12 @@ impl Minter {
         self.key.load_full()
     }
 
+    /// True when the active key lives outside the process (an HSM): a mint then waits on the
+    /// device.
+    pub fn signs_externally(&self) -> bool {
+        self.key.load().is_external()
+    }
+
     /// Signs a token: one load of the active key, its algorithm checked against
     /// `req.algorithms`, one signature.
     pub fn mint(&self, req: &MintRequest<'_>) -> Result<Minted> {

@@ -124,6 +124,17 @@ fn mint_failure(e: &svctoken_mint::Error) -> RefusalReason {
     }
 }
 
+/// Runs `f`, which may wait on a device, without holding up the other tasks of this worker
+/// thread (on a multi-threaded runtime; on another, it just runs).
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// The token endpoint: client authentication, policy, minting.
 ///
 /// It holds what lives across requests (upstream key caches, the replay cache, rate-limit
@@ -247,7 +258,14 @@ impl TokenEndpoint {
             .actor(actor.as_ref())
             .claims(&client.claims)
             .algorithms(algorithms);
-        let minted = self.minter.mint(&mint).map_err(|e| {
+        // A key in an HSM signs in the device, for as long as it takes: meanwhile this worker's
+        // other tasks move to another thread, and other requests sign side by side.
+        let minted = if self.minter.signs_externally() {
+            blocking(|| self.minter.mint(&mint))
+        } else {
+            self.minter.mint(&mint)
+        };
+        let minted = minted.map_err(|e| {
             let reason = mint_failure(&e);
             if reason == RefusalReason::SigningFailed {
                 self.signing_failed.notify_one();

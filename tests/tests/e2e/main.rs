@@ -12,6 +12,7 @@ mod convex;
 mod convex_client;
 mod delegation;
 mod exchange;
+mod external_key;
 mod http;
 mod interop;
 mod issuer_path;
