@@ -923,6 +923,67 @@ mod tests {
     }
 
     #[test]
+    fn the_key_backend_is_files_by_default_or_a_named_token() {
+        assert_eq!(load("").expect("default").key_backend(), &KeyBackend::Files);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("svctoken.toml");
+        std::fs::write(
+            &config,
+            "[keys]\nbackend = \"pkcs11\"\nmodule = \"lib/p11.so\"\ntoken_label = \"hsm\"\n\
+             pin_file = \"pin\"\nsessions = 3\n",
+        )
+        .expect("write");
+        let s = Settings::load(Some(&config), &Overrides::default()).expect("pkcs11");
+        assert_eq!(
+            s.key_backend(),
+            &KeyBackend::Pkcs11(Pkcs11Config {
+                module: dir.path().join("lib/p11.so"),
+                token_label: "hsm".into(),
+                pin: PinSource::File(dir.path().join("pin")),
+                sessions: 3,
+            })
+        );
+        assert_eq!(s.key_backend().name(), "pkcs11");
+        let files = load("[keys]\nbackend = \"files\"").expect("files");
+        let err = files
+            .check_reloadable(&s)
+            .expect_err("backend changed")
+            .to_string();
+        assert!(err.contains("[keys]"), "{err}");
+
+        let token = "[keys]\nbackend = \"pkcs11\"\nmodule = \"m.so\"\ntoken_label = \"t\"\n";
+        let mut refused = vec![
+            (
+                "[keys]\nmodule = \"m.so\"".to_owned(),
+                "[keys] module is for backend = \"pkcs11\"",
+            ),
+            (
+                "[keys]\npin_file = \"p\"".to_owned(),
+                "[keys] pin_file is for backend",
+            ),
+            (
+                "[keys]\nbackend = \"pkcs11\"\ntoken_label = \"t\"".to_owned(),
+                "needs module (the PKCS#11 library's path) and token_label",
+            ),
+            (
+                format!("{token}pin_file = \"p\"\nsessions = 0"),
+                "sessions must be between 1 and 1024",
+            ),
+            ("[keys]\nbackend = \"hsm\"".to_owned(), "unknown variant"),
+        ];
+        if std::env::var_os(PIN_ENV).is_none() {
+            refused.push((
+                token.to_owned(),
+                "set pin_file, or the environment variable SVCTOKEN_PKCS11_PIN",
+            ));
+        }
+        for (text, expected) in refused {
+            let err = load(&text).expect_err(expected).to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn standard_oidc_claims_must_have_their_standard_types() {
         let config = |profile: &str, claims: &str| {
             format!(
