@@ -23,8 +23,8 @@ const ANCHOR_EVERY: Duration = Duration::from_secs(60);
 /// Several writers, in this process or others, may append to the same file: each batch is
 /// written under an exclusive lock on the file, after catching up with whatever the others
 /// appended since. An [`Auditor`](super::Auditor) gives it to its writer thread, which appends
-/// each batch with one write and one sync; it can also be used directly (each
-/// [`AuditSink::record`] is then a batch of one).
+/// each batch with one write and one sync (or, fail-open, with one write, syncing at most every
+/// 100 ms); it can also be used directly (each [`AuditSink::record`] is then a batch of one).
 pub struct ChainedFile {
     path: PathBuf,
     head_path: PathBuf,
@@ -45,6 +45,9 @@ struct Chain {
     poisoned: bool,
     since_anchor: u64,
     last_anchor: Instant,
+    /// Lines written by [`AuditSink::record_batch_unsynced`] and not synced since: the head
+    /// file is behind them until the next sync.
+    unsynced: bool,
 }
 
 /// The exclusive lock on the audit file, held while a batch is written; released on drop
@@ -121,6 +124,7 @@ impl ChainedFile {
                     poisoned: false,
                     since_anchor: 0,
                     last_anchor: Instant::now(),
+                    unsynced: false,
                 },
             }),
         })
@@ -174,9 +178,15 @@ impl ChainedFile {
         Ok(())
     }
 
-    /// With the lock held and caught up: appends `events` as one write and one sync, then
-    /// replaces the head file once.
-    fn append(&self, file: &File, chain: &mut Chain, events: &[AuditEvent]) -> Result<(), Error> {
+    /// With the lock held and caught up: appends `events` as one write, then, if `sync`, makes
+    /// the file durable and replaces the head file (see [`ChainedFile::make_durable`]).
+    fn append(
+        &self,
+        file: &File,
+        chain: &mut Chain,
+        events: &[AuditEvent],
+        sync: bool,
+    ) -> Result<(), Error> {
         let mut buf = Vec::with_capacity(events.len() * 512);
         let mut head = chain.head.clone();
         let lines = chain_events(&mut buf, chain.lines, &mut head, events)?;
@@ -188,23 +198,52 @@ impl ChainedFile {
             }
             return Err(Error::io(&self.path)(e));
         }
+        chain.lines = lines;
+        chain.head = head;
+        chain.len += buf.len() as u64;
+        chain.since_anchor += events.len() as u64;
+        chain.unsynced = true;
+        if sync {
+            self.make_durable(file, chain)?;
+        }
+        Ok(())
+    }
+
+    /// With the lock held and caught up: syncs the file (every line in it, whoever wrote it),
+    /// then replaces the head file with its end, and logs an anchor when one is due. The head
+    /// and the anchors only ever name synced lines, so a machine crash can't leave them ahead
+    /// of the file.
+    fn make_durable(&self, file: &File, chain: &mut Chain) -> Result<(), Error> {
         if let Err(e) = file.sync_data() {
             // After a failed sync the kernel may have dropped the data: stop here.
             chain.poisoned = true;
             return Err(Error::io(&self.path)(e));
         }
-        chain.lines = lines;
-        chain.head = head;
-        chain.len += buf.len() as u64;
+        chain.unsynced = false;
         // The lines are durable; a head file left behind by a failure here is accepted by
-        // verification (it only weakens the truncation check until the next batch).
+        // verification (it only weakens the truncation check until the next sync).
         write_head(&self.path, chain.lines, &chain.head).map_err(Error::io(&self.head_path))?;
-        chain.since_anchor += events.len() as u64;
         if chain.since_anchor >= ANCHOR_EVERY_RECORDS || chain.last_anchor.elapsed() >= ANCHOR_EVERY
         {
             log_anchor(&self.path, chain, "audit chain anchor");
         }
         Ok(())
+    }
+
+    /// Locks the state and the file, catches up with other writers, and runs `f`; refuses a
+    /// poisoned file.
+    fn locked(&self, f: impl FnOnce(&File, &mut Chain) -> Result<(), Error>) -> Result<(), Error> {
+        let poisoned = || Error::AuditPoisoned {
+            path: self.path.clone(),
+        };
+        let mut state = self.state.lock().map_err(|_| poisoned())?;
+        if state.chain.poisoned {
+            return Err(poisoned());
+        }
+        let State { file, chain } = &mut *state;
+        let _held = Held::take(file, &self.path)?;
+        self.catch_up(file, chain)?;
+        f(file, chain)
     }
 }
 
@@ -224,23 +263,34 @@ impl AuditSink for ChainedFile {
         self.record_batch(std::slice::from_ref(event))
     }
 
-    /// Appends every event of the batch with one `write` and one `sync_data`, then replaces
-    /// the head file once; all or nothing.
+    /// Appends every event of the batch with one `write` and one `sync_data` (which also
+    /// makes durable any unsynced batch before it), then replaces the head file once; all or
+    /// nothing.
     fn record_batch(&self, events: &[AuditEvent]) -> Result<(), Error> {
-        let poisoned = || Error::AuditPoisoned {
-            path: self.path.clone(),
-        };
-        let mut state = self.state.lock().map_err(|_| poisoned())?;
-        if state.chain.poisoned {
-            return Err(poisoned());
+        if events.is_empty() {
+            return self.sync();
         }
+        self.locked(|file, chain| self.append(file, chain, events, true))
+    }
+
+    /// Appends every event of the batch with one `write`; the sync and the head file wait for
+    /// [`AuditSink::sync`] or the next `record_batch`.
+    fn record_batch_unsynced(&self, events: &[AuditEvent]) -> Result<(), Error> {
         if events.is_empty() {
             return Ok(());
         }
-        let State { file, chain } = &mut *state;
-        let _held = Held::take(file, &self.path)?;
-        self.catch_up(file, chain)?;
-        self.append(file, chain, events)
+        self.locked(|file, chain| self.append(file, chain, events, false))
+    }
+
+    /// Syncs the lines written since the last sync, and the head file after them.
+    fn sync(&self) -> Result<(), Error> {
+        self.locked(|file, chain| {
+            if chain.unsynced {
+                self.make_durable(file, chain)
+            } else {
+                Ok(())
+            }
+        })
     }
 }
 
@@ -257,6 +307,13 @@ impl fmt::Debug for ChainedFile {
 
 impl Drop for ChainedFile {
     fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if state.chain.unsynced
+            && !state.chain.poisoned
+            && let Err(error) = self.sync()
+        {
+            tracing::error!(%error, "the audit file's last lines could not be synced");
+        }
         let path = self.path.clone();
         let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
         log_anchor(&path, &mut state.chain, "audit chain closed");
@@ -335,6 +392,39 @@ mod tests {
             serde_json::from_slice(&std::fs::read(head_path(&path)).unwrap()).unwrap();
         assert_eq!(head, file.head());
         assert_eq!(head.lines, 5);
+    }
+
+    fn head_file(path: &Path) -> ChainReport {
+        serde_json::from_slice(&std::fs::read(head_path(path)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn unsynced_lines_are_in_the_file_at_once_and_the_head_follows_at_the_sync() {
+        let (_dir, path) = chain_of(2);
+        let file = ChainedFile::open(&path).unwrap();
+        let events: Vec<_> = (3..=5).map(event).collect();
+        file.record_batch_unsynced(&events).unwrap();
+        // Written (another process reads them, and verification accepts the head behind)...
+        assert_eq!(read_lines(&path).len(), 5);
+        assert_eq!(verify_chain(&path).unwrap().lines, 5);
+        // ...but the head file names only synced lines.
+        assert_eq!(head_file(&path).lines, 2);
+        file.sync().unwrap();
+        assert_eq!(head_file(&path), file.head());
+        assert_eq!(head_file(&path).lines, 5);
+
+        // A synced batch syncs the unsynced lines before it.
+        file.record_batch_unsynced(&[event(6)]).unwrap();
+        file.record(&event(7)).unwrap();
+        assert_eq!(head_file(&path).lines, 7);
+
+        // Closing syncs what is left.
+        file.record_batch_unsynced(&[event(8)]).unwrap();
+        assert_eq!(head_file(&path).lines, 7);
+        drop(file);
+        assert_eq!(head_file(&path).lines, 8);
+        assert_eq!(verify_chain(&path).unwrap().lines, 8);
+        assert_holds_events_in_order(&path);
     }
 
     #[test]

@@ -26,6 +26,20 @@ pub trait AuditSink: Send + Sync {
         }
         first.map_or(Ok(()), Err)
     }
+
+    /// Records `events` like [`record_batch`](AuditSink::record_batch), except that a sink
+    /// which syncs to disk may leave them unsynced until its next [`sync`](AuditSink::sync) or
+    /// its next `record_batch`: written, so they outlive the process, but not yet a machine
+    /// crash. For batches nobody waits for. The default is `record_batch`.
+    fn record_batch_unsynced(&self, events: &[AuditEvent]) -> Result<(), Error> {
+        self.record_batch(events)
+    }
+
+    /// Makes durable what [`record_batch_unsynced`](AuditSink::record_batch_unsynced) left
+    /// unsynced. An error means those events may be lost. The default has nothing to do.
+    fn sync(&self) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
@@ -36,6 +50,14 @@ impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
     fn record_batch(&self, events: &[AuditEvent]) -> Result<(), Error> {
         (**self).record_batch(events)
     }
+
+    fn record_batch_unsynced(&self, events: &[AuditEvent]) -> Result<(), Error> {
+        (**self).record_batch_unsynced(events)
+    }
+
+    fn sync(&self) -> Result<(), Error> {
+        (**self).sync()
+    }
 }
 
 impl<T: AuditSink + ?Sized> AuditSink for Box<T> {
@@ -45,6 +67,14 @@ impl<T: AuditSink + ?Sized> AuditSink for Box<T> {
 
     fn record_batch(&self, events: &[AuditEvent]) -> Result<(), Error> {
         (**self).record_batch(events)
+    }
+
+    fn record_batch_unsynced(&self, events: &[AuditEvent]) -> Result<(), Error> {
+        (**self).record_batch_unsynced(events)
+    }
+
+    fn sync(&self) -> Result<(), Error> {
+        (**self).sync()
     }
 }
 

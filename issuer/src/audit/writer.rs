@@ -58,13 +58,12 @@ impl Writer {
     /// [`Error::AuditWriterStopped`].
     #[cfg(test)]
     pub(super) fn start(sinks: Vec<Box<dyn AuditSink>>, metrics: AuditMetrics) -> Writer {
-        Writer::paced(sinks.into(), metrics, Duration::ZERO)
+        Writer::paced(sinks.into(), metrics, Pace::EVERY_BATCH_SYNCED)
     }
 
-    /// Like [`Writer::start`], but a batch that nobody waits for (only events queued without
-    /// a reply) starts no sooner than `pace` after the previous batch started: it gathers
-    /// meanwhile, so the sinks' per-batch cost is paid at most once per `pace`.
-    pub(super) fn paced(sinks: Sinks, metrics: AuditMetrics, pace: Duration) -> Writer {
+    /// Like [`Writer::start`], but batches that nobody waits for (only events queued without
+    /// a reply) are spaced and synced as `pace` says.
+    pub(super) fn paced(sinks: Sinks, metrics: AuditMetrics, pace: Pace) -> Writer {
         let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
         let spawned = thread::Builder::new()
             .name(THREAD_NAME.to_owned())
@@ -111,20 +110,81 @@ impl Drop for Writer {
     }
 }
 
+/// How a writer spaces and syncs the batches nobody waits for (those of events queued without a
+/// reply). A batch with a waiter, or with a [`Job::Flush`], starts at once and is synced, and so
+/// is everything written before it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Pace {
+    /// The least time between the start of the previous batch and such a batch: events gather
+    /// meanwhile, so the sinks' per-batch cost is paid at most once per `batches`.
+    pub(super) batches: Duration,
+    /// With `Some`, such batches are written unsynced ([`AuditSink::record_batch_unsynced`])
+    /// and synced at most this long after the first of them; with `None`, each is synced.
+    pub(super) sync_within: Option<Duration>,
+}
+
+impl Pace {
+    /// Every batch at once, and synced.
+    pub(super) const EVERY_BATCH_SYNCED: Pace = Pace {
+        batches: Duration::ZERO,
+        sync_within: None,
+    };
+}
+
+/// Events written unsynced: how many, and when they must be synced.
+struct Unsynced {
+    events: usize,
+    due: Instant,
+}
+
 /// The writer thread: waits for a job, takes every job waiting behind it (up to
-/// [`QUEUE_CAPACITY`]), commits them as one batch; until the queue is closed and empty. A job
-/// nobody waits for first waits out the rest of `pace` since the previous batch started.
+/// [`QUEUE_CAPACITY`]), commits them as one batch; until the queue is closed and empty, then
+/// syncs what is unsynced. A job nobody waits for first waits out the rest of `pace.batches`
+/// since the previous batch started; unsynced events are synced when due, whether or not more
+/// jobs come.
 fn run(
     mut queue: mpsc::Receiver<Job>,
     sinks: &[Box<dyn AuditSink>],
     metrics: &AuditMetrics,
-    pace: Duration,
+    mut pace: Pace,
 ) {
+    // Waiting for a job or a due sync, whichever is first, takes a timer: a runtime of the
+    // thread's own. Without one, every batch is synced.
+    let timer = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(error) => {
+            if pace.sync_within.take().is_some() {
+                tracing::warn!(%error, "the audit writer has no timer: it syncs every batch");
+            }
+            None
+        }
+    };
     let mut jobs = Vec::new();
     let mut last_batch: Option<Instant> = None;
-    while let Some(job) = queue.blocking_recv() {
+    let mut unsynced: Option<Unsynced> = None;
+    loop {
+        let next = match (&unsynced, &timer) {
+            (Some(due), Some(timer)) => {
+                // The timeout is made inside the runtime, whose timer it needs.
+                let due = due.due.into();
+                let waited =
+                    timer.block_on(async { tokio::time::timeout_at(due, queue.recv()).await });
+                match waited {
+                    Ok(next) => next,
+                    Err(_due) => {
+                        sync(sinks, metrics, unsynced.take());
+                        continue;
+                    }
+                }
+            }
+            _ => queue.blocking_recv(),
+        };
+        let Some(job) = next else { break };
         if matches!(job, Job::Record { reply: None, .. })
-            && let Some(wait) = last_batch.map(|at| pace.saturating_sub(at.elapsed()))
+            && let Some(wait) = last_batch.map(|at| pace.batches.saturating_sub(at.elapsed()))
             && !wait.is_zero()
         {
             thread::sleep(wait);
@@ -136,12 +196,31 @@ fn run(
         {
             jobs.push(job);
         }
-        commit(sinks, jobs.drain(..), metrics);
+        commit(sinks, jobs.drain(..), metrics, pace, &mut unsynced);
+        if unsynced.as_ref().is_some_and(|u| u.due <= Instant::now()) {
+            sync(sinks, metrics, unsynced.take());
+        }
     }
+    sync(sinks, metrics, unsynced.take());
 }
 
-/// Records the events of `jobs` as one batch, then answers every caller waiting on it.
-fn commit(sinks: &[Box<dyn AuditSink>], jobs: impl Iterator<Item = Job>, metrics: &AuditMetrics) {
+/// Syncs every sink, if events were written unsynced; each failure is logged, and counted as
+/// a failure of each of those events.
+fn sync(sinks: &[Box<dyn AuditSink>], metrics: &AuditMetrics, unsynced: Option<Unsynced>) {
+    let Some(unsynced) = unsynced else { return };
+    // Each sink's error is logged and counted there; there is nobody to return it to.
+    let _ = each_sink(sinks, unsynced.events, None, metrics, |sink| sink.sync());
+}
+
+/// Records the events of `jobs` as one batch (synced if someone waits for it or `pace` says
+/// so), then answers every caller waiting on it.
+fn commit(
+    sinks: &[Box<dyn AuditSink>],
+    jobs: impl Iterator<Item = Job>,
+    metrics: &AuditMetrics,
+    pace: Pace,
+    unsynced: &mut Option<Unsynced>,
+) {
     let mut events = Vec::new();
     let mut replies = Vec::new();
     let mut flushes = Vec::new();
@@ -154,7 +233,30 @@ fn commit(sinks: &[Box<dyn AuditSink>], jobs: impl Iterator<Item = Job>, metrics
             Job::Flush(done) => flushes.push(done),
         }
     }
-    let result = record_batch(sinks, &events, metrics);
+    let result = match pace.sync_within {
+        Some(within) if replies.is_empty() && flushes.is_empty() => {
+            let result = timed_batch(sinks, &events, metrics, |sink| {
+                sink.record_batch_unsynced(&events)
+            });
+            if !events.is_empty() {
+                let first = unsynced.get_or_insert_with(|| Unsynced {
+                    events: 0,
+                    due: Instant::now() + within,
+                });
+                first.events += events.len();
+            }
+            result
+        }
+        _ if events.is_empty() => {
+            sync(sinks, metrics, unsynced.take());
+            Ok(())
+        }
+        _ => {
+            // A synced batch syncs what was written before it too.
+            *unsynced = None;
+            record_batch(sinks, &events, metrics)
+        }
+    };
     for reply in replies {
         // A caller that stopped waiting (its request was dropped) needs no answer.
         let _ = reply.send(result.clone());
@@ -172,33 +274,55 @@ pub(super) fn record_batch(
     events: &[AuditEvent],
     metrics: &AuditMetrics,
 ) -> Result<(), Error> {
+    timed_batch(sinks, events, metrics, |sink| sink.record_batch(events))
+}
+
+/// Runs `record` (which records `events`) in each sink, counting the batch's size and time;
+/// the first error.
+fn timed_batch(
+    sinks: &[Box<dyn AuditSink>],
+    events: &[AuditEvent],
+    metrics: &AuditMetrics,
+    record: impl Fn(&dyn AuditSink) -> Result<(), Error>,
+) -> Result<(), Error> {
     if events.is_empty() {
         return Ok(());
     }
     let started = Instant::now();
-    let result = record_in_each(sinks, events, metrics);
+    let result = each_sink(sinks, events.len(), Some(events), metrics, record);
     metrics.batch(events.len(), started.elapsed());
     result
 }
 
-/// Records `events` in each sink in turn; the first error.
-fn record_in_each(
+/// Runs `f` on each sink in turn, even after one fails (a panic counts as a failure); each
+/// failure is logged and counted as a failure of each of the `count` events it concerns
+/// (`events`, or those written unsynced before a sync). The first error.
+fn each_sink(
     sinks: &[Box<dyn AuditSink>],
-    events: &[AuditEvent],
+    count: usize,
+    events: Option<&[AuditEvent]>,
     metrics: &AuditMetrics,
+    f: impl Fn(&dyn AuditSink) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let mut first = None;
     for sink in sinks {
-        let result = catch_unwind(AssertUnwindSafe(|| sink.record_batch(events)))
+        let result = catch_unwind(AssertUnwindSafe(|| f(sink.as_ref())))
             .unwrap_or(Err(Error::AuditSinkPanicked));
         if let Err(error) = result {
-            metrics.failed(events.len() as u64);
-            tracing::error!(
-                %error,
-                events = events.len(),
-                first_jti = events.iter().find_map(|e| e.jti.as_deref()).unwrap_or(""),
-                "audit sink failed to record a batch of events"
-            );
+            metrics.failed(count as u64);
+            match events {
+                Some(events) => tracing::error!(
+                    %error,
+                    events = count,
+                    first_jti = events.iter().find_map(|e| e.jti.as_deref()).unwrap_or(""),
+                    "audit sink failed to record a batch of events"
+                ),
+                None => tracing::error!(
+                    %error,
+                    events = count,
+                    "audit sink failed to sync the events it had written unsynced"
+                ),
+            }
             first.get_or_insert(error);
         }
     }
@@ -208,6 +332,8 @@ fn record_in_each(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use std::sync::Mutex;
 
     use super::*;
     use crate::audit::testing::{event, gate};
@@ -267,7 +393,11 @@ mod tests {
         let (gate, control) = gate();
         let pace = Duration::from_millis(300);
         let sinks: Vec<Box<dyn AuditSink>> = vec![Box::new(gate)];
-        let writer = Writer::paced(sinks.into(), AuditMetrics::default(), pace);
+        let paced = Pace {
+            batches: pace,
+            sync_within: None,
+        };
+        let writer = Writer::paced(sinks.into(), AuditMetrics::default(), paced);
         let job = |i| Job::Record {
             event: event(i),
             reply: None,
@@ -296,6 +426,148 @@ mod tests {
         assert_eq!(control.entered.recv().unwrap(), 1);
         assert!(waiting.elapsed() < pace, "{:?}", waiting.elapsed());
         control.release.send(()).unwrap();
+    }
+
+    /// What the writer asked of a [`Calls`] sink.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Call {
+        Synced(usize),
+        Unsynced(usize),
+        Sync,
+    }
+
+    /// A sink that tells the test each call, and fails its syncs if asked to.
+    struct Calls {
+        calls: Mutex<std::sync::mpsc::Sender<(Call, Instant)>>,
+        failing_sync: bool,
+    }
+
+    fn calls(failing_sync: bool) -> (Sinks, std::sync::mpsc::Receiver<(Call, Instant)>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Calls {
+            calls: Mutex::new(tx),
+            failing_sync,
+        };
+        let sinks: Vec<Box<dyn AuditSink>> = vec![Box::new(sink)];
+        (sinks.into(), rx)
+    }
+
+    impl Calls {
+        fn tell(&self, call: Call) {
+            let _ = self.calls.lock().unwrap().send((call, Instant::now()));
+        }
+    }
+
+    impl AuditSink for Calls {
+        fn record(&self, event: &AuditEvent) -> Result<(), Error> {
+            self.record_batch(std::slice::from_ref(event))
+        }
+
+        fn record_batch(&self, events: &[AuditEvent]) -> Result<(), Error> {
+            self.tell(Call::Synced(events.len()));
+            Ok(())
+        }
+
+        fn record_batch_unsynced(&self, events: &[AuditEvent]) -> Result<(), Error> {
+            self.tell(Call::Unsynced(events.len()));
+            Ok(())
+        }
+
+        fn sync(&self) -> Result<(), Error> {
+            self.tell(Call::Sync);
+            if self.failing_sync {
+                return Err(Error::AuditPoisoned {
+                    path: "audit.log".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn unsynced_job(i: u64) -> Job {
+        Job::Record {
+            event: event(i),
+            reply: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn unsynced_batches_are_synced_within_the_bound_with_no_more_events() {
+        let (sinks, calls) = calls(false);
+        let within = Duration::from_millis(200);
+        let pace = Pace {
+            batches: Duration::ZERO,
+            sync_within: Some(within),
+        };
+        let writer = Writer::paced(sinks, AuditMetrics::default(), pace);
+        writer.try_send(unsynced_job(1)).unwrap();
+        let (call, written) = calls.recv_timeout(WAIT).unwrap();
+        assert_eq!(call, Call::Unsynced(1));
+        // Nothing else is queued: the sync comes from the timer, once the bound is near.
+        let (call, synced) = calls.recv_timeout(WAIT).unwrap();
+        assert_eq!(call, Call::Sync);
+        let after = synced - written;
+        assert!(
+            after >= within - Duration::from_millis(20),
+            "synced too early: {after:?}"
+        );
+        drop(writer);
+        assert!(calls.try_recv().is_err(), "nothing left to sync at close");
+    }
+
+    #[tokio::test]
+    async fn a_waiter_a_flush_or_closing_syncs_what_was_written_unsynced() {
+        let (sinks, calls) = calls(false);
+        let pace = Pace {
+            batches: Duration::ZERO,
+            sync_within: Some(Duration::from_secs(3600)),
+        };
+        let writer = Writer::paced(sinks, AuditMetrics::default(), pace);
+        let next = || calls.recv_timeout(WAIT).unwrap().0;
+
+        writer.try_send(unsynced_job(1)).unwrap();
+        assert_eq!(next(), Call::Unsynced(1));
+        // A batch someone waits for is synced, and with it what came before.
+        assert!(record(&writer, 2).await.await.unwrap().is_ok());
+        assert_eq!(next(), Call::Synced(1));
+
+        writer.try_send(unsynced_job(3)).unwrap();
+        assert_eq!(next(), Call::Unsynced(1));
+        let (done, flushed) = oneshot::channel();
+        writer.send(Job::Flush(done)).await.unwrap();
+        flushed.await.unwrap();
+        assert_eq!(next(), Call::Sync, "a flush syncs");
+
+        writer.try_send(unsynced_job(4)).unwrap();
+        assert_eq!(next(), Call::Unsynced(1));
+        drop(writer);
+        assert_eq!(next(), Call::Sync, "closing syncs");
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_counts_each_unsynced_event_as_lost() {
+        let (sinks, calls) = calls(true);
+        let pace = Pace {
+            batches: Duration::from_millis(50),
+            sync_within: Some(Duration::from_millis(100)),
+        };
+        let metrics = AuditMetrics::default();
+        let writer = Writer::paced(sinks, metrics.clone(), pace);
+        for i in 1..=3 {
+            writer.try_send(unsynced_job(i)).unwrap();
+        }
+        let mut written = 0;
+        while written < 3 {
+            match calls.recv_timeout(WAIT).unwrap().0 {
+                Call::Unsynced(n) => written += n,
+                other => panic!("{other:?} before the events were written"),
+            }
+        }
+        assert_eq!(calls.recv_timeout(WAIT).unwrap().0, Call::Sync);
+        drop(writer);
+        assert_eq!(metrics.failures(), 3);
     }
 
     #[tokio::test]
