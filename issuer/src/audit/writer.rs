@@ -252,9 +252,13 @@ fn commit(
             Ok(())
         }
         _ => {
-            // A synced batch syncs what was written before it too.
-            *unsynced = None;
-            record_batch(sinks, &events, metrics)
+            let result = record_batch(sinks, &events, metrics);
+            // A synced batch syncs what was written before it too; if it failed, those lines
+            // are still synced when due.
+            if result.is_ok() {
+                *unsynced = None;
+            }
+            result
         }
     };
     for reply in replies {
