@@ -440,25 +440,35 @@ mod tests {
         Sync,
     }
 
-    /// A sink that tells the test each call, and fails its syncs if asked to.
+    /// A sink that tells the test each call, and fails what it is asked to fail.
     struct Calls {
         calls: Mutex<std::sync::mpsc::Sender<(Call, Instant)>>,
-        failing_sync: bool,
+        failing: Option<Call>,
     }
 
-    fn calls(failing_sync: bool) -> (Sinks, std::sync::mpsc::Receiver<(Call, Instant)>) {
+    fn calls(failing: Option<Call>) -> (Sinks, std::sync::mpsc::Receiver<(Call, Instant)>) {
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = Calls {
             calls: Mutex::new(tx),
-            failing_sync,
+            failing,
         };
         let sinks: Vec<Box<dyn AuditSink>> = vec![Box::new(sink)];
         (sinks.into(), rx)
     }
 
     impl Calls {
-        fn tell(&self, call: Call) {
+        fn tell(&self, call: Call) -> Result<(), Error> {
             let _ = self.calls.lock().unwrap().send((call, Instant::now()));
+            let fails = match (self.failing, call) {
+                (Some(Call::Synced(_)), Call::Synced(_)) => true,
+                (failing, call) => failing == Some(call),
+            };
+            if fails {
+                return Err(Error::AuditPoisoned {
+                    path: "audit.log".into(),
+                });
+            }
+            Ok(())
         }
     }
 
@@ -468,23 +478,15 @@ mod tests {
         }
 
         fn record_batch(&self, events: &[AuditEvent]) -> Result<(), Error> {
-            self.tell(Call::Synced(events.len()));
-            Ok(())
+            self.tell(Call::Synced(events.len()))
         }
 
         fn record_batch_unsynced(&self, events: &[AuditEvent]) -> Result<(), Error> {
-            self.tell(Call::Unsynced(events.len()));
-            Ok(())
+            self.tell(Call::Unsynced(events.len()))
         }
 
         fn sync(&self) -> Result<(), Error> {
-            self.tell(Call::Sync);
-            if self.failing_sync {
-                return Err(Error::AuditPoisoned {
-                    path: "audit.log".into(),
-                });
-            }
-            Ok(())
+            self.tell(Call::Sync)
         }
     }
 
@@ -499,7 +501,7 @@ mod tests {
 
     #[tokio::test]
     async fn unsynced_batches_are_synced_within_the_bound_with_no_more_events() {
-        let (sinks, calls) = calls(false);
+        let (sinks, calls) = calls(None);
         let within = Duration::from_millis(200);
         let pace = Pace {
             batches: Duration::ZERO,
@@ -523,7 +525,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiter_a_flush_or_closing_syncs_what_was_written_unsynced() {
-        let (sinks, calls) = calls(false);
+        let (sinks, calls) = calls(None);
         let pace = Pace {
             batches: Duration::ZERO,
             sync_within: Some(Duration::from_secs(3600)),
@@ -552,7 +554,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_sync_counts_each_unsynced_event_as_lost() {
-        let (sinks, calls) = calls(true);
+        let (sinks, calls) = calls(Some(Call::Sync));
         let pace = Pace {
             batches: Duration::from_millis(50),
             sync_within: Some(Duration::from_millis(100)),
@@ -572,6 +574,21 @@ mod tests {
         assert_eq!(calls.recv_timeout(WAIT).unwrap().0, Call::Sync);
         drop(writer);
         assert_eq!(metrics.failures(), 3);
+    }
+
+    #[tokio::test]
+    async fn lines_written_unsynced_before_a_failed_synced_batch_are_still_synced_when_due() {
+        let (sinks, calls) = calls(Some(Call::Synced(0)));
+        let pace = Pace {
+            batches: Duration::ZERO,
+            sync_within: Some(Duration::from_millis(200)),
+        };
+        let writer = Writer::paced(sinks, AuditMetrics::default(), pace);
+        writer.try_send(unsynced_job(1)).unwrap();
+        assert_eq!(calls.recv_timeout(WAIT).unwrap().0, Call::Unsynced(1));
+        assert!(record(&writer, 2).await.await.unwrap().is_err());
+        assert_eq!(calls.recv_timeout(WAIT).unwrap().0, Call::Synced(1));
+        assert_eq!(calls.recv_timeout(WAIT).unwrap().0, Call::Sync);
     }
 
     #[tokio::test]
