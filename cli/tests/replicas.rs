@@ -794,10 +794,12 @@ async fn three_replicas_join_rotate_crash_and_outlive_a_database_restart() {
         start,
         &format!("replica 0 killed right after activating {activated}"),
     );
+    // What replica 0 signed with before the kill: its old key, and the new one too if a token
+    // request reached it between the swap and the kill (the log line follows the swap).
     let before_kill = traffic.kids(0);
     assert!(
-        !before_kill.is_empty() && !before_kill.contains(&activated),
-        "replica 0 signed with {before_kill:?} before; {activated} is new"
+        !before_kill.is_empty(),
+        "replica 0 signed no token before the kill"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     for i in 1..REPLICAS {
