@@ -8,7 +8,7 @@ use std::time::Duration;
 use svctoken_issuer::store::KeyStore;
 use svctoken_mint::{Clock as _, MockClock};
 
-use crate::convex::{CustomJwtAlgorithm, Provider};
+use crate::convex::{ConvexAuth, CustomJwtAlgorithm, Provider};
 use crate::harness::{convex_with_clock, spawn_issuer_with, worker_client};
 
 /// 2027-01-15, where the simulations start.
@@ -41,7 +41,7 @@ pub async fn days_of_rotation_reject_no_valid_token(days: u64, store: Arc<dyn Ke
     // or every activation would coincide with a cache expiry and hide a missing lead.
     clock.advance(Duration::from_secs(150));
 
-    let mut recent: VecDeque<String> = VecDeque::new();
+    let mut tokens = TokenAges::default();
     let mut signing_kids = HashSet::new();
     let mut most_published = 0;
     let mut rejections = Vec::new();
@@ -68,25 +68,13 @@ pub async fn days_of_rotation_reject_no_valid_token(days: u64, store: Arc<dyn Ke
         drop(published);
 
         let token = t.token(&[]).await;
-        if let Err(e) = convex.verify(&token).await {
-            rejections.push(format!("minute {minute}: fresh token: {e}"));
-        }
-        recent.push_back(token);
-        if recent.len() > 9 {
-            let old = recent.pop_front().expect("nine minutes old");
-            if let Err(e) = convex.verify(&old).await {
-                rejections.push(format!("minute {minute}: 9-minute-old token: {e}"));
-            }
-        }
+        tokens
+            .verify(&convex, token, &format!("minute {minute}"), &mut rejections)
+            .await;
         clock.advance(Duration::from_secs(60));
     }
 
-    assert!(
-        rejections.is_empty(),
-        "{} rejections, first: {:?}",
-        rejections.len(),
-        &rejections[..rejections.len().min(5)]
-    );
+    assert_no_rejections(&rejections);
     // 6-hour periods: four keys a day, never more than 3 published at once (the signing key,
     // its standby, and the retired key during its tail).
     let periods = usize::try_from(days * 4).expect("days");
@@ -114,4 +102,42 @@ pub async fn days_of_rotation_reject_no_valid_token(days: u64, store: Arc<dyn Ke
     );
     assert_eq!(t.issuer.metrics().rotation_failures(), 0);
     signing_kids.len()
+}
+
+/// The tokens of the last nine simulated minutes (one a minute), each verified when fetched and
+/// again when nine minutes old, as a client that caches a 10-minute token presents it.
+#[derive(Default)]
+pub struct TokenAges(VecDeque<String>);
+
+impl TokenAges {
+    /// Verifies `token`, fetched now, and the token fetched nine minutes ago, with `convex`;
+    /// each rejection goes into `rejections`, prefixed by `at`.
+    pub async fn verify(
+        &mut self,
+        convex: &ConvexAuth,
+        token: String,
+        at: &str,
+        rejections: &mut Vec<String>,
+    ) {
+        if let Err(e) = convex.verify(&token).await {
+            rejections.push(format!("{at}: fresh token: {e}"));
+        }
+        self.0.push_back(token);
+        if self.0.len() > 9 {
+            let old = self.0.pop_front().expect("nine minutes old");
+            if let Err(e) = convex.verify(&old).await {
+                rejections.push(format!("{at}: 9-minute-old token: {e}"));
+            }
+        }
+    }
+}
+
+/// Fails with how many tokens were rejected, and the first few.
+pub fn assert_no_rejections(rejections: &[String]) {
+    assert!(
+        rejections.is_empty(),
+        "{} rejections, first: {:?}",
+        rejections.len(),
+        &rejections[..rejections.len().min(5)]
+    );
 }

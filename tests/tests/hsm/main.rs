@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use svctoken_issuer::rotation::{self, Schedule};
 use svctoken_issuer::store::contract::CASES;
+use svctoken_issuer::store::pkcs11::{PinSource, Pkcs11Config};
 use svctoken_issuer::store::{FileStore, KeyState, KeyStore, PrivateKeys};
 use svctoken_jwks::{Algorithm, SigningKey};
 use svctoken_tests::postgres::TestSchema;
@@ -304,28 +305,28 @@ fn opening_a_token_fails_with_what_to_fix() {
     std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let cases = [
         (
-            svctoken_issuer::store::pkcs11::Pkcs11Config {
-                pin: svctoken_issuer::store::pkcs11::PinSource::File(wrong),
+            Pkcs11Config {
+                pin: PinSource::File(wrong),
                 ..hsm.config(0, 2)
             },
             "refused the user PIN",
         ),
         (
-            svctoken_issuer::store::pkcs11::Pkcs11Config {
+            Pkcs11Config {
                 token_label: "nope".into(),
                 ..hsm.config(0, 2)
             },
             "no initialised token has this label (tokens found: [\"token-0\"])",
         ),
         (
-            svctoken_issuer::store::pkcs11::Pkcs11Config {
+            Pkcs11Config {
                 module: dir.path().join("missing.so"),
                 ..hsm.config(0, 2)
             },
             "can't be read",
         ),
         (
-            svctoken_issuer::store::pkcs11::Pkcs11Config {
+            Pkcs11Config {
                 module: "/etc/hostname".into(),
                 ..hsm.config(0, 2)
             },

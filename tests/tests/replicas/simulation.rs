@@ -4,13 +4,14 @@
 //! verified by a verifier holding a JWKS fetched from *another* replica, and so is each
 //! replica's token of nine minutes earlier. Not one may be rejected.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use svctoken_mint::MockClock;
 use svctoken_tests::harness::{TestIssuer, worker_client};
 use svctoken_tests::postgres::TestSchema;
+use svctoken_tests::simulation::{TokenAges, assert_no_rejections};
 
 use super::{START, convex_via, refresh, replica};
 
@@ -59,7 +60,7 @@ async fn thirty_days_of_three_replicas_reject_no_token_across_replicas() {
     // Verifiers fetch at arbitrary moments: off the rotation grid.
     clock.advance(Duration::from_secs(150));
 
-    let mut recent: Vec<VecDeque<String>> = vec![VecDeque::new(); REPLICAS];
+    let mut tokens: Vec<TokenAges> = (0..REPLICAS).map(|_| TokenAges::default()).collect();
     let mut signing: Vec<HashSet<String>> = vec![HashSet::new(); REPLICAS];
     let (mut rejections, mut waiting, mut most_published) = (Vec::new(), 0, 0);
     for minute in 0..MINUTES {
@@ -91,26 +92,15 @@ async fn thirty_days_of_three_replicas_reject_no_token_across_replicas() {
             let token = body["access_token"].as_str().expect("token").to_owned();
             let (header, _) = svctoken_jwks::dangerous::decode_unverified(&token).expect("jwt");
             signing[i].insert(header["kid"].as_str().expect("kid").to_owned());
-            if let Err(e) = verifiers[i].verify(&token).await {
-                rejections.push(format!("minute {minute}, replica {i}: fresh token: {e}"));
-            }
-            recent[i].push_back(token);
-            if recent[i].len() > 9 {
-                let old = recent[i].pop_front().expect("nine minutes old");
-                if let Err(e) = verifiers[i].verify(&old).await {
-                    rejections.push(format!("minute {minute}, replica {i}: 9-minute-old: {e}"));
-                }
-            }
+            let at = format!("minute {minute}, replica {i}");
+            tokens[i]
+                .verify(&verifiers[i], token, &at, &mut rejections)
+                .await;
         }
         clock.advance(Duration::from_secs(60));
     }
 
-    assert!(
-        rejections.is_empty(),
-        "{} rejections, first: {:?}",
-        rejections.len(),
-        &rejections[..rejections.len().min(5)]
-    );
+    assert_no_rejections(&rejections);
     // The two replicas that joined waited one lead (about 6 minutes) each, no more.
     assert!(
         (2..=2 * 7).contains(&waiting),
